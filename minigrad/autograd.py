@@ -1,0 +1,368 @@
+"""The reverse-mode engine: recording ops, and running their VJP rules backwards.
+
+Every op (see ``ops.py``) computes its result with numpy and then calls :func:`record`,
+which wraps the result in a Tensor and, when gradients are wanted, attaches a
+:class:`Node` holding the op's inputs and one VJP rule per input.  ``backward`` sorts
+the recorded graph topologically (iteratively, so a 100,000-op chain is fine) and walks
+it from the output back to the leaves, calling each rule with the incoming gradient.
+
+The VJP rules are written with minigrad's own ops.  Normally backward runs with
+recording switched off, so those ops are plain numpy calls; with
+``create_graph=True`` recording stays on and the gradient gets a graph of its own,
+which is what makes grad-of-grad (Hessian-vector products) work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+
+class _State:
+    """Process-wide switches read by every op."""
+
+    grad_enabled = True
+    anomaly = False
+    scope: tuple[str, ...] = ()  # innermost name_scope / module last
+    tracer = None  # a minigrad.trace.Trace while one is active
+
+
+STATE = _State()
+
+
+# --------------------------------------------------------------------------- modes
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Context manager and decorator that sets whether ops are recorded."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self._previous = STATE.grad_enabled
+        STATE.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self._previous
+        return False
+
+
+def no_grad():
+    """Stop recording ops (inference, optimizer updates). Usable as ``with`` or ``@``."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Record ops again inside a ``no_grad`` region. Usable as ``with`` or ``@``."""
+    return _GradMode(True)
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+@contextlib.contextmanager
+def name_scope(name: str):
+    """Tag every op recorded inside with ``name``; scopes nest.
+
+    The graph renderer draws each scope as a cluster, and ``nn.Module`` calls push
+    their qualified names (``encoder.layers.0.self_attn``) the same way.
+    """
+    previous = STATE.scope
+    STATE.scope = previous + (str(name),)
+    try:
+        yield
+    finally:
+        STATE.scope = previous
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Raise at the first op whose forward gives NaN, or whose VJP gives NaN or Inf.
+
+    Forward Inf is allowed because masking with ``-inf`` is routine (attention masks);
+    the NaN it may lead to is caught at the op that makes it.
+    """
+    previous = STATE.anomaly
+    STATE.anomaly = True
+    try:
+        yield
+    finally:
+        STATE.anomaly = previous
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class Node:
+    """How a non-leaf tensor was made: the op, its inputs, and one VJP per input.
+
+    ``vjps[i](g, out)`` maps the gradient ``g`` of the output ``out`` to the gradient of
+    ``inputs[i]`` (before broadcasting is undone).  ``versions`` are the inputs' version
+    counters at record time, checked in backward to catch in-place changes.
+    """
+
+    __slots__ = ("op", "inputs", "vjps", "versions", "scope")
+
+    def __init__(self, op, inputs, vjps, versions, scope):
+        self.op = op
+        self.inputs = inputs
+        self.vjps = vjps
+        self.versions = versions
+        self.scope = scope
+
+    def __repr__(self):
+        return f"<Node {self.op}>"
+
+
+def record(op: str, data: np.ndarray, inputs: tuple, *vjps):
+    """Wrap ``data`` (the result of ``op`` on ``inputs``) in a Tensor and record how to
+    differentiate it: ``vjps[i]`` is the rule for ``inputs[i]``."""
+    from minigrad.tensor import Tensor
+
+    out = Tensor._wrap(data)
+    if STATE.anomaly:
+        _check_finite(op, "forward", data, allow_inf=True)
+    if STATE.grad_enabled:
+        for t in inputs:
+            if t.requires_grad:
+                out.requires_grad = True
+                out._node = Node(op, inputs, vjps, tuple(t._version for t in inputs), STATE.scope)
+                break
+    return out
+
+
+def _check_finite(op, where, data, allow_inf=False, scope=None):
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    bad = np.isnan(data) if allow_inf else ~np.isfinite(data)
+    if bad.any():
+        place = f" in scope {'/'.join(scope or STATE.scope)!r}" if (scope or STATE.scope) else ""
+        raise FloatingPointError(
+            f"detect_anomaly: {op}{place} produced {int(bad.sum())} NaN/Inf value(s) in its "
+            f"{where} (shape {data.shape}); first at index {tuple(int(i) for i in np.argwhere(bad)[0])}"
+        )
+
+
+# --------------------------------------------------------------------------- backward
+
+
+def _topological_order(roots):
+    """Non-leaf tensors reachable from ``roots``, every tensor after its inputs.
+
+    An explicit stack instead of recursion, so depth is limited only by memory.
+    """
+    order, seen = [], set()
+    stack = [(r, False) for r in roots if r._node is not None]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        for inp in t._node.inputs:
+            if inp._node is not None and id(inp) not in seen:
+                stack.append((inp, False))
+    return order
+
+
+def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
+    """Propagate ``root_grads`` from ``roots`` to the leaves.
+
+    Without ``inputs``: accumulate into every leaf's ``.grad`` and return None.
+    With ``inputs``: return their gradients (None where unreachable), touch no ``.grad``.
+    """
+    from minigrad.tensor import Tensor
+
+    grads = {}
+    for r, g in zip(roots, root_grads):
+        grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
+    wanted = None if inputs is None else {id(t): None for t in inputs}
+    leaves = {}  # id -> (tensor, gradient) for leaves reached, in order of arrival
+    tracer = STATE.tracer
+
+    with _GradMode(create_graph):
+        for t in reversed(_topological_order(roots)):
+            g = grads.pop(id(t), None)
+            if wanted is not None and id(t) in wanted:
+                wanted[id(t)] = g
+            if g is None:
+                continue
+            node = t._node
+            if node.vjps is None:
+                raise RuntimeError(
+                    f"backward through the graph a second time: the buffers of '{node.op}' were "
+                    "freed by the first backward. Pass retain_graph=True to the first "
+                    "backward() (or minigrad.grad) if you need to run it again."
+                )
+            _check_versions(t, node)
+            step_grads = [] if tracer is not None else None
+            for i, (inp, vjp) in enumerate(zip(node.inputs, node.vjps)):
+                if not inp.requires_grad or vjp is None:
+                    continue
+                gi = vjp(g, t)
+                if not isinstance(gi, Tensor):
+                    gi = Tensor._wrap(np.asarray(gi))
+                if gi.shape != inp.shape:
+                    gi = _undo_broadcast(gi, inp, node.op, i)
+                if STATE.anomaly:
+                    _check_finite(node.op, f"backward (gradient of input {i})", gi.data,
+                                  scope=node.scope)
+                if step_grads is not None:
+                    step_grads.append((i, gi))
+                key = id(inp)
+                if inp._node is None:  # a leaf
+                    if key in leaves:
+                        leaves[key] = (inp, leaves[key][1] + gi)
+                    else:
+                        leaves[key] = (inp, gi)
+                elif key in grads:
+                    grads[key] = grads[key] + gi
+                else:
+                    grads[key] = gi
+            if tracer is not None:
+                tracer._record_step(t, node, g, step_grads)
+            if not retain_graph:
+                # Free what the rules saved, and the links that keep activations alive.
+                node.vjps = None
+                node.inputs = ()
+
+    if wanted is not None:
+        for key, (_, g) in leaves.items():
+            if key in wanted:
+                wanted[key] = g
+        return [wanted[id(t)] for t in inputs]
+
+    for leaf, g in leaves.values():
+        _accumulate(leaf, g, create_graph)
+    return None
+
+
+def _undo_broadcast(gi, inp, op, index):
+    """Sum a broadcast gradient back to its input's shape, or name the broken rule."""
+    from minigrad import ops
+
+    try:
+        fits = np.broadcast_shapes(inp.shape, gi.shape) == gi.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise RuntimeError(
+            f"VJP rule of '{op}' returned a gradient of shape {gi.shape} for input {index}, "
+            f"which has shape {inp.shape}; a gradient must have its input's shape "
+            "(or a shape that broadcasting the input produces)."
+        )
+    return ops.sum_to(gi, inp.shape)
+
+
+def _check_versions(t, node):
+    if t._version != 0:
+        raise RuntimeError(
+            f"the output of '{node.op}' (shape {t.shape}) was modified in place after it was "
+            "computed, but its VJP needs the original value. Use an out-of-place op instead."
+        )
+    for i, (inp, v) in enumerate(zip(node.inputs, node.versions)):
+        if inp._version != v:
+            raise RuntimeError(
+                f"input {i} of '{node.op}' (shape {inp.shape}) was modified in place after the "
+                f"op used it (version {v} -> {inp._version}), so its gradient would be wrong. "
+                "Modify a copy, or modify it before the forward pass."
+            )
+
+
+def _accumulate(leaf, g, create_graph):
+    """Add ``g`` into ``leaf.grad`` (leaves own their gradient arrays)."""
+    from minigrad.tensor import Tensor
+
+    if not create_graph:
+        data = g.data
+        # Rules may hand the same array to several inputs (``a + b``) or return a
+        # read-only broadcast view; a leaf's .grad must be its own writable array.
+        if not (data.flags.owndata and data.flags.writeable) or data is getattr(leaf.grad, "data", None):
+            data = np.array(data)
+        g = Tensor._wrap(data)
+    if leaf.grad is None:
+        leaf.grad = g
+    elif create_graph:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad.data += g.data
+        leaf.grad._version += 1
+
+
+def _root_gradients(outputs, grad_outputs, caller):
+    from minigrad.tensor import Tensor
+
+    root_grads = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{caller}: output {i} (shape {out.shape}) does not require grad: no op that "
+                "made it had an input with requires_grad=True (or it was made under no_grad)."
+            )
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(
+                    f"{caller}: output {i} has shape {out.shape}, not a scalar; pass a gradient "
+                    "of the same shape (e.g. backward(grad=ones_like(out)))."
+                )
+            g = Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
+        else:
+            g = g if isinstance(g, Tensor) else Tensor(g, dtype=out.dtype)
+            if g.shape != out.shape:
+                raise ValueError(
+                    f"{caller}: gradient for output {i} has shape {g.shape}, but the output has "
+                    f"shape {out.shape}."
+                )
+        root_grads.append(g)
+    return root_grads
+
+
+def backward(tensor, grad=None, retain_graph=False, create_graph=False):
+    """Accumulate d(tensor)/d(leaf) into each leaf's ``.grad``. See ``Tensor.backward``."""
+    (g,) = _root_gradients([tensor], [grad], "backward")
+    run_backward([tensor], [g], retain_graph=retain_graph or create_graph,
+                 create_graph=create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned, not stored in ``.grad``.
+
+    ``outputs``/``inputs`` are a Tensor or a sequence of Tensors.  ``grad_outputs`` gives
+    the cotangent for each output (required for non-scalar ones).  With
+    ``create_graph=True`` the returned gradients are themselves differentiable.
+    """
+    from minigrad.tensor import Tensor
+
+    single = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    root_grads = _root_gradients(outputs, grad_outputs, "grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    result = run_backward(outputs, root_grads, retain_graph=retain_graph,
+                          create_graph=create_graph, inputs=inputs)
+    for i, (t, g) in enumerate(zip(inputs, result)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                    "pass allow_unused=True to get None for it."
+                )
+        elif not create_graph:
+            result[i] = g.detach()
+    return result[0] if single else tuple(result)
