@@ -1,0 +1,137 @@
+"""Watch the backward pass: which VJP ran when, on what shapes, with what gradients.
+
+    >>> import minigrad as mg
+    >>> from minigrad.trace import trace
+    >>> x = mg.tensor([1.0, -2.0], requires_grad=True)
+    >>> with trace() as t:
+    ...     (x * x).sum().backward()
+    >>> [step.op for step in t.steps]
+    ['sum', 'mul']
+
+``print(t)`` shows the steps as a table.  While a trace is active the engine calls
+``Trace._record_step`` once per VJP node it executes, in execution order; each call is
+turned into a small :class:`Step` (shapes and float norms, never arrays), so tracing a
+big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)`` writes the step
+numbers onto the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from minigrad import autograd
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executed VJP node.
+
+    ``number`` counts from 1 in execution order.  ``grad_norm`` is the L2 norm of the
+    gradient arriving at the node's output; ``input_grad_norms`` pairs each input index
+    with the norm of the gradient sent to that input (after broadcasting is undone).
+    ``node`` is the engine's Node itself, so a picture can find the step by identity,
+    and ``input_nodes`` the Nodes that made the inputs (None for leaves), kept because
+    backward without ``retain_graph`` empties ``node.inputs`` right after this step.
+    """
+
+    number: int
+    op: str
+    scope: tuple
+    input_shapes: tuple
+    output_shape: tuple
+    grad_norm: float
+    input_grad_norms: tuple
+    node: object
+    input_nodes: tuple
+
+
+def norm(array) -> float:
+    """L2 norm in float64, so that a float32 gradient of 1e30 does not overflow to inf."""
+    return float(np.linalg.norm(np.asarray(array, dtype=np.float64).ravel()))
+
+
+def scope_path(scope) -> str:
+    """A scope tuple as one short path.  Module scopes repeat their parent's name
+    (``encoder``, ``encoder.layers.0``), so only the innermost of such a run is kept:
+    ("Transformer", "encoder", "encoder.layers.0") -> "Transformer/encoder.layers.0"."""
+    parts = []
+    for name in scope:
+        if parts and name.startswith(parts[-1] + "."):
+            parts[-1] = name
+        else:
+            parts.append(name)
+    return "/".join(parts)
+
+
+class Trace:
+    """The steps of every backward pass run while this trace was active."""
+
+    def __init__(self):
+        self.steps: list[Step] = []
+
+    def _record_step(self, t, node, g, step_grads):
+        """Called by the engine after the VJPs of ``node`` (whose output is ``t``) ran."""
+        self.steps.append(Step(
+            number=len(self.steps) + 1,
+            op=node.op,
+            scope=node.scope,
+            input_shapes=tuple(inp.shape for inp in node.inputs),
+            output_shape=t.shape,
+            grad_norm=norm(g.data),
+            input_grad_norms=tuple((i, norm(gi.data)) for i, gi in step_grads),
+            node=node,
+            input_nodes=tuple(inp._node for inp in node.inputs),
+        ))
+
+    def steps_of(self, node) -> list[Step]:
+        """The steps that ran ``node`` (several if backward ran more than once)."""
+        return [s for s in self.steps if s.node is node]
+
+    def __len__(self):
+        return len(self.steps)
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __str__(self):
+        return format_table(self.steps)
+
+    def __repr__(self):
+        return f"<Trace of {len(self.steps)} backward steps>"
+
+
+def _shape(shape) -> str:
+    return "(" + ",".join(str(n) for n in shape) + ")"
+
+
+def format_table(steps) -> str:
+    """One line per step: number, op, scope, input shapes -> output shape, the norm of
+    the gradient coming in, and the norms going out to each input (``i:norm``)."""
+    header = ("step", "op", "scope", "shapes (inputs -> output)", "|grad in|", "|grad out| per input")
+    rows = [header]
+    for s in steps:
+        shapes = " ".join(_shape(x) for x in s.input_shapes) + " -> " + _shape(s.output_shape)
+        outgoing = "  ".join(f"{i}:{n:.3g}" for i, n in s.input_grad_norms) or "-"
+        rows.append((str(s.number), s.op, scope_path(s.scope) or "-", shapes, f"{s.grad_norm:.3g}",
+                     outgoing))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if not steps:
+        lines.append("(no backward steps were recorded)")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def trace():
+    """Record every backward step run inside the ``with`` block into a :class:`Trace`."""
+    recorder = Trace()
+    previous = autograd.STATE.tracer
+    autograd.STATE.tracer = recorder
+    try:
+        yield recorder
+    finally:
+        autograd.STATE.tracer = previous
