@@ -1,0 +1,207 @@
+"""Tokenizers: exact round trips, unknown characters, BPE training, batches and files."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transformer.tokenizer import (
+    BOS,
+    EOS,
+    FIRST_MERGE_ID,
+    PAD,
+    UNK,
+    BPETokenizer,
+    CharTokenizer,
+    load_tokenizer,
+    split_into_chunks,
+)
+
+ALPHABET = "abc xyz,0123"
+
+# A small corpus with repeated words (so merges pay off), digits, punctuation, runs of
+# spaces, newlines and non-ASCII text (multi-byte UTF-8).
+CORPUS = [
+    f"the {animal} sat on the {thing} {n} times, then {verb} away."
+    for n, (animal, thing, verb) in enumerate(
+        [("cat", "mat", "ran"), ("dog", "log", "walked"), ("bird", "wire", "flew"),
+         ("fish", "rock", "swam"), ("cat", "log", "ran")] * 20)
+] + ["naïve café — Straße 東京 🙂🙂", "indented  twice\n\tand tabbed", "snake_case_names here"]
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return BPETokenizer.train(CORPUS, vocab_size=FIRST_MERGE_ID + 50)
+
+
+@pytest.fixture(scope="module")
+def char():
+    return CharTokenizer.from_texts([ALPHABET])
+
+
+# ---------------------------------------------------------------------------- round trips
+
+@given(st.text())
+def test_chunks_join_back_to_the_text(text):
+    assert "".join(split_into_chunks(text)) == text
+
+
+@given(text=st.text())
+def test_bpe_round_trips_any_unicode_text(bpe, text):
+    ids = bpe.encode(text)
+    assert all(i >= 4 for i in ids)  # plain text never encodes to a special token
+    assert bpe.decode(ids) == text
+    assert bpe.decode(np.array(bpe.encode(text, add_bos=True, add_eos=True))) == text
+
+
+@given(text=st.text(alphabet=ALPHABET))
+def test_char_round_trips_text_over_its_alphabet(char, text):
+    ids = char.encode(text, add_bos=True, add_eos=True)
+    assert ids[0] == BOS and ids[-1] == EOS and len(ids) == len(text) + 2
+    assert char.decode(ids) == text
+    assert char.decode(np.array(ids, dtype=np.int64)) == text
+
+
+def test_special_ids_are_fixed(char, bpe):
+    for tok in (char, bpe):
+        assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
+
+
+def test_decode_writes_specials_unless_skipped(char):
+    ids = [BOS] + char.encode("ab") + [EOS, PAD, UNK]
+    assert char.decode(ids) == "ab"
+    assert char.decode(ids, skip_special=False) == "<bos>ab<eos><pad><unk>"
+
+
+def test_decode_rejects_ids_outside_the_vocabulary(char):
+    with pytest.raises(ValueError, match=r"outside \[0, 16\)"):
+        char.decode([4, 16])
+    with pytest.raises(ValueError, match="1-D"):
+        char.decode([[4, 5]])
+
+
+# ---------------------------------------------------------------------------- characters
+
+def test_char_vocabulary_is_sorted_and_deterministic():
+    tok = CharTokenizer.from_texts(["cab", "ba!"])
+    assert tok.chars == ["!", "a", "b", "c"]
+    assert tok.vocab_size == 8
+    assert tok.encode("abc!") == [5, 6, 7, 4]
+
+
+def test_unknown_characters_become_unk_and_are_listed(char):
+    assert char.encode("aQb?Q") == [char.char_to_id["a"], UNK, char.char_to_id["b"], UNK, UNK]
+    assert char.unknown_chars("aQb?Q") == ["Q", "?"]
+    assert char.unknown_chars("abc") == []
+
+
+def test_char_vocabulary_rejects_bad_entries():
+    with pytest.raises(ValueError, match="more than once"):
+        CharTokenizer(["a", "b", "a"])
+    with pytest.raises(ValueError, match="single characters"):
+        CharTokenizer(["ab"])
+
+
+# ---------------------------------------------------------------------------- BPE training
+
+def test_bpe_compresses_its_training_corpus(bpe):
+    n_bytes = sum(len(t.encode("utf-8")) for t in CORPUS)
+    n_tokens = sum(len(bpe.encode(t)) for t in CORPUS)
+    assert len(bpe.merges) == 50
+    assert n_tokens < 0.6 * n_bytes
+
+
+def test_bpe_training_is_deterministic(bpe):
+    again = BPETokenizer.train(CORPUS, vocab_size=FIRST_MERGE_ID + 50)
+    assert again.merges == bpe.merges
+    shuffled = BPETokenizer.train(CORPUS[::-1], vocab_size=FIRST_MERGE_ID + 50)
+    assert shuffled.merges == bpe.merges  # merges depend on the counts, not the order of texts
+
+
+def test_bpe_learns_the_most_frequent_pair_first_and_breaks_ties_by_smallest_ids():
+    # (c, d) and (a, b) both occur twice, (e, f) once: the tie goes to (a, b), the smaller ids.
+    tok = BPETokenizer.train(["cd", "cd", "ef", "ab", "ab"], vocab_size=FIRST_MERGE_ID + 1)
+    a, b = 4 + ord("a"), 4 + ord("b")
+    assert tok.merges == [(a, b)]
+    assert tok.encode("ab") == [FIRST_MERGE_ID]
+
+
+def test_bpe_never_merges_across_chunks():
+    # "a b" is always written with the space, yet no token may hold "a" and " b" together.
+    tok = BPETokenizer.train(["a b"] * 10, vocab_size=FIRST_MERGE_ID + 10)
+    assert all(" " not in tok.token_text(i)[1:] for i in range(tok.vocab_size))
+    assert [tok.token_text(i) for i in tok.encode("a b")] == ["a", " b"]
+
+
+def test_bpe_stops_when_no_pair_repeats():
+    tok = BPETokenizer.train(["abcd"], vocab_size=FIRST_MERGE_ID + 50)
+    assert tok.merges == [] and tok.vocab_size == FIRST_MERGE_ID
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        BPETokenizer.train(["abcd"], vocab_size=100)
+
+
+# ---------------------------------------------------------------------------- batches
+
+def test_encode_batch_pads_on_the_right(char):
+    batch = char.encode_batch(["ab", "", "abc"], add_bos=True)
+    assert batch.dtype == np.int64 and batch.shape == (3, 4)
+    assert batch[:, 0].tolist() == [BOS] * 3
+    assert batch[0, 3] == PAD and (batch[1, 1:] == PAD).all() and (batch[2] != PAD).all()
+    assert char.decode_batch(batch) == ["ab", "", "abc"]
+
+
+def test_encode_batch_pad_to(bpe):
+    batch = bpe.encode_batch(["the cat", "the"], add_eos=True, pad_to=6)
+    assert batch.shape == (2, 6) and batch[1, 1] == EOS and (batch[1, 2:] == PAD).all()
+    assert bpe.decode_batch(batch.tolist()) == ["the cat", "the"]
+    with pytest.raises(ValueError, match="pad_to=1"):
+        bpe.encode_batch(["the cat"], pad_to=1)
+    assert bpe.encode_batch([]).shape == (0, 0)
+
+
+# ---------------------------------------------------------------------------- files
+
+@pytest.mark.parametrize("which", ["char", "bpe"])
+def test_save_load_round_trip(tmp_path, char, bpe, which):
+    tok = {"char": char, "bpe": bpe}[which]
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    loaded = load_tokenizer(path)
+    assert type(loaded) is type(tok) and loaded.vocab_size == tok.vocab_size
+    texts = ALPHABET.split() + CORPUS[-3:] + ["unseen ✓ text 42"]
+    assert [loaded.encode(t) for t in texts] == [tok.encode(t) for t in texts]
+    assert type(tok).load(path).vocab_size == tok.vocab_size
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]  # no temporary file left
+
+
+def test_load_with_the_wrong_class_is_an_error(tmp_path, char):
+    path = tmp_path / "tok.json"
+    char.save(path)
+    with pytest.raises(ValueError, match="not a BPETokenizer"):
+        BPETokenizer.load(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "invalid JSON"),
+    ("[1, 2]", "found 'list'"),
+    ('{"type": "words"}', "found 'words'"),
+    ('{"type": "char"}', "missing field 'chars'"),
+    ('{"type": "char", "chars": "abc"}', "'chars' must be a list"),
+    ('{"type": "char", "chars": ["a", "a"]}', "more than once"),
+    ('{"type": "bpe", "merges": [[4, 5, 6]]}', "pairs"),
+    ('{"type": "bpe", "merges": [[4, 999]]}', "refers to id 999"),
+])
+def test_malformed_files_give_a_clear_error_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "broken.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as info:
+        load_tokenizer(path)
+    assert str(path) in str(info.value)
+
+
+def test_saved_file_is_readable_json(tmp_path, char):
+    path = tmp_path / "tok.json"
+    char.save(path)
+    assert json.loads(path.read_text(encoding="utf-8")) == {"type": "char", "chars": char.chars}
