@@ -104,7 +104,8 @@ class Trace:
 
 
 def _shape(shape) -> str:
-    return "(" + ",".join(str(n) for n in shape) + ")"
+    """(2,5,8), (8,), () -- compact, since a table row holds several."""
+    return str(tuple(shape)).replace(" ", "")
 
 
 def format_table(steps) -> str:
