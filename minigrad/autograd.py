@@ -181,10 +181,13 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
     from minigrad.tensor import Tensor
 
     grads = {}
-    for r, g in zip(roots, root_grads):
-        grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
-    wanted = None if inputs is None else {id(t): None for t in inputs}
     leaves = {}  # id -> (tensor, gradient) for leaves reached, in order of arrival
+    for r, g in zip(roots, root_grads):
+        if r._node is None:  # differentiating a leaf by itself
+            leaves[id(r)] = (r, leaves[id(r)][1] + g) if id(r) in leaves else (r, g)
+        else:
+            grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
+    wanted = None if inputs is None else {id(t): None for t in inputs}
     tracer = STATE.tracer
 
     with _GradMode(create_graph):
@@ -258,7 +261,9 @@ def _undo_broadcast(gi, inp, op, index):
             f"which has shape {inp.shape}; a gradient must have its input's shape "
             "(or a shape that broadcasting the input produces)."
         )
-    return ops.sum_to(gi, inp.shape)
+    gi = ops.sum_to(gi, inp.shape)
+    assert gi.shape == inp.shape, f"sum_to gave {gi.shape} for {inp.shape} in '{op}'"
+    return gi
 
 
 def _check_versions(t, node):

@@ -67,19 +67,26 @@ class _Problem:
             args[i] = Tensor(self.arrays[i].copy(), requires_grad=True)
         return args, [args[i] for i in self.checked]
 
-    def numeric_column(self, k, j, eps):
-        """d outputs / d (element j of checked input k), by central differences, with the
-        two one-sided estimates for kink detection."""
-        i = self.checked[k]
-        x = self.arrays[i]
+    def _outputs_at(self, k, j, steps):
+        """Flattened outputs with element j of checked input k moved by each step."""
+        x = self.arrays[self.checked[k]]
         original = x.flat[j]
         values = []
-        for step in (eps, -eps, 0.0):
+        for step in steps:
             x.flat[j] = original + step
             values.append(_flat_outputs(self.fn, self.arrays, self.checked))
         x.flat[j] = original
-        plus, minus, centre = values
-        return (plus - minus) / (2 * eps), (plus - centre) / eps, (centre - minus) / eps
+        return values
+
+    def numeric_column(self, k, j, eps):
+        """d outputs / d (element j of checked input k) by central differences."""
+        plus, minus = self._outputs_at(k, j, (eps, -eps))
+        return (plus - minus) / (2 * eps)
+
+    def one_sided_columns(self, k, j, eps):
+        """Right and left differences; they disagree where the function has a kink."""
+        plus, centre, minus = self._outputs_at(k, j, (eps, 0.0, -eps))
+        return (plus - centre) / eps, (centre - minus) / eps
 
     def vjp(self, cotangents):
         """Analytic vᵀJ for each checked input (zeros where unused)."""
@@ -155,7 +162,7 @@ def _check(fn, inputs, eps, atol, rtol, seed, full_jacobian_max, projections):
                    f"analytic={a:.10g}, numeric={n:.10g}, abs err={abs(a - n):.3g}, "
                    f"rel err={abs(a - n) / max(abs(n), 1e-300):.3g} {where}")
         if k is not None:
-            _, right, left = problem.numeric_column(k, j, eps)
+            right, left = problem.one_sided_columns(k, j, eps)
             r, lft = float(v @ right), float(v @ left)
             if not close(r, lft):
                 raise KinkError(
@@ -172,7 +179,7 @@ def _check(fn, inputs, eps, atol, rtol, seed, full_jacobian_max, projections):
             x = problem.arrays[i]
             numeric = np.zeros((n_out, x.size))
             for j in range(x.size):
-                numeric[:, j] = problem.numeric_column(k, j, eps)[0]
+                numeric[:, j] = problem.numeric_column(k, j, eps)
             vjp_numeric = v @ numeric
             for j in range(x.size):
                 if not close(analytic[k].flat[j], vjp_numeric[j]):
