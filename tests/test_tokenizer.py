@@ -128,6 +128,16 @@ def test_bpe_learns_the_most_frequent_pair_first_and_breaks_ties_by_smallest_ids
     assert tok.encode("ab") == [FIRST_MERGE_ID]
 
 
+def test_bpe_encoding_applies_merges_in_learned_order():
+    a, b, c = (4 + ord(ch) for ch in "abc")
+    # "abc" can become (ab)c or a(bc): the merge learned first (lower rank) wins.
+    assert BPETokenizer([(a, b), (b, c)]).encode("abc") == [FIRST_MERGE_ID, c]
+    assert BPETokenizer([(b, c), (a, b)]).encode("abc") == [a, FIRST_MERGE_ID]
+    # Later merges build on earlier tokens: "abab" -> (ab)(ab) -> ((ab)(ab)).
+    abab = BPETokenizer([(a, b), (FIRST_MERGE_ID, FIRST_MERGE_ID)])
+    assert abab.encode("abab") == [FIRST_MERGE_ID + 1] and abab.token_text(FIRST_MERGE_ID + 1) == "abab"
+
+
 def test_bpe_never_merges_across_chunks():
     # "a b" is always written with the space, yet no token may hold "a" and " b" together.
     tok = BPETokenizer.train(["a b"] * 10, vocab_size=FIRST_MERGE_ID + 10)

@@ -1,0 +1,295 @@
+"""Tasks: every generated pair is right, splits are disjoint and reproducible, batches are
+shaped and padded as documented, and each task's tokenizer covers everything it writes."""
+
+import datetime
+import re
+from functools import partial
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transformer.tasks import (
+    DATE_FORMATS,
+    LETTER_CASES,
+    TASKS,
+    Task,
+    addition_example,
+    all_days,
+    batches,
+    copy_example,
+    count_digit_strings,
+    date_example,
+    make_batch,
+    make_splits,
+    ordinal,
+    reverse_example,
+    sort_example,
+    tokenizer_for,
+    write_date,
+)
+from transformer.tokenizer import BOS, EOS, PAD
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def draw(generate, seed, n=200):
+    rng = np.random.default_rng(seed)
+    return [generate(rng) for _ in range(n)]
+
+
+# ---------------------------------------------------------------------------- digit tasks
+
+@given(seeds)
+def test_digit_tasks_are_right(seed):
+    for source, target in draw(copy_example, seed):
+        assert re.fullmatch(r"\d{1,10}", source) and target == source
+    for source, target in draw(reverse_example, seed):
+        assert re.fullmatch(r"\d{1,10}", source) and target == source[::-1]
+    for source, target in draw(sort_example, seed):
+        assert re.fullmatch(r"\d{1,10}", source)
+        assert sorted(target) == sorted(source) and list(target) == sorted(target)
+
+
+def test_digit_strings_cover_every_length():
+    lengths = {len(s) for s, _ in draw(copy_example, seed=0, n=500)}
+    assert lengths == set(range(1, 11))
+
+
+@given(seeds)
+def test_addition_answers_are_right_in_both_orders(seed):
+    reversed_pairs = draw(addition_example, seed)
+    plain_pairs = draw(partial(addition_example, reverse_answer=False), seed)
+    for (source, backwards), (same_source, forwards) in zip(reversed_pairs, plain_pairs):
+        assert source == same_source
+        a, b = (int(x) for x in re.fullmatch(r"(\d{1,3})\+(\d{1,3})", source).groups())
+        assert f"{a}+{b}" == source  # no leading zeros
+        assert int(forwards) == a + b and forwards == str(a + b)
+        assert backwards == forwards[::-1]
+
+
+# ---------------------------------------------------------------------------- dates
+
+MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august",
+               "september", "october", "november", "december"]
+WEEKDAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def parse_written_date(text):
+    """An independent reader of human dates -> datetime.date, checking any weekday named.
+
+    Words are month or weekday names (full or first three letters) or filler ("st", "of");
+    with a month name the numbers are day then year; without one they are Y/M/D when the
+    first has four digits, else D/M/Y.  Two-digit years: 50-99 -> 19xx, 00-49 -> 20xx.
+    """
+    month = weekday = None
+    numbers = []
+    for word in re.findall(r"[a-z]+|\d+", text.lower()):
+        if word.isdigit():
+            numbers.append(word)
+        elif any(word in (m, m[:3]) for m in MONTH_NAMES):
+            month = next(i + 1 for i, m in enumerate(MONTH_NAMES) if word in (m, m[:3]))
+        elif any(word in (w, w[:3]) for w in WEEKDAY_NAMES):
+            weekday = next(i for i, w in enumerate(WEEKDAY_NAMES) if word in (w, w[:3]))
+        else:
+            assert word in ("st", "nd", "rd", "th", "of"), f"unexpected word {word!r} in {text!r}"
+    if month is not None:
+        day, year = numbers
+    elif len(numbers[0]) == 4:
+        year, month, day = numbers
+    else:
+        day, month, year = numbers
+    if len(year) == 2:
+        year = ("19" if int(year) >= 50 else "20") + year
+    parsed = datetime.date(int(year), int(month), int(day))
+    if weekday is not None:
+        assert parsed.weekday() == weekday, f"{text!r}: {parsed} is not a {WEEKDAY_NAMES[weekday]}"
+    return parsed
+
+
+@given(seeds)
+def test_dates_targets_are_the_iso_form_of_the_written_date(seed):
+    for source, target in draw(date_example, seed):
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", target)
+        day = datetime.date.fromisoformat(target)
+        assert datetime.date(1950, 1, 1) <= day <= datetime.date(2049, 12, 31)
+        assert parse_written_date(source) == day, source
+
+
+@pytest.mark.parametrize("day", [datetime.date(2026, 11, 26), datetime.date(2000, 2, 29),
+                                 datetime.date(1950, 1, 1), datetime.date(2049, 12, 31),
+                                 datetime.date(1999, 5, 3), datetime.date(2011, 8, 22)])
+def test_every_format_and_case_reads_back_to_the_same_day(day):
+    for date_format in DATE_FORMATS:
+        for letter_case in LETTER_CASES:
+            assert parse_written_date(letter_case(write_date(day, date_format))) == day
+
+
+def test_date_formats_from_the_brief_are_written():
+    day = datetime.date(2026, 11, 26)  # a Thursday
+    written = {case(write_date(day, f)) for f in DATE_FORMATS for case in LETTER_CASES}
+    for example in ["26 November 2026", "Thursday, 26 November 2026", "26/11/2026", "Nov 26, 2026",
+                    "26 nov 26", "November 26, 2026", "2026/11/26", "26.11.2026", "26-Nov-2026",
+                    "Thu 26 Nov 2026", "26th November 2026", "26 NOVEMBER 2026", "thu 26 nov 2026"]:
+        assert example in written
+
+
+def test_ordinals():
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 30, 31)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "30th", "31st"]
+
+
+def test_no_written_date_names_two_different_days():
+    # Two years, one of them leap, through every format and case: a string must never be
+    # the writing of two days (as "03/04" would be with both day-first and month-first).
+    meaning = {}
+    for day in all_days():
+        if day.year not in (1996, 2049):
+            continue
+        for date_format in DATE_FORMATS:
+            for letter_case in LETTER_CASES:
+                assert meaning.setdefault(letter_case(write_date(day, date_format)), day) == day
+
+
+def test_leap_days_appear():
+    days = {target for _, target in draw(date_example, seed=1, n=20_000)}
+    assert any(d.endswith("-02-29") for d in days)
+
+
+# ---------------------------------------------------------------------------- splits
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_splits_have_the_sizes_asked_and_do_not_overlap(name):
+    splits = make_splits(name, n_train=300, n_valid=50, n_test=50, seed=7)
+    assert [len(s) for s in splits] == [300, 50, 50]
+    sources = [s for split in splits for s, _ in split]
+    assert len(set(sources)) == len(sources)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_splits_are_deterministic_for_a_seed_and_differ_across_seeds(name):
+    first = make_splits(name, 100, 20, 20, seed=3)
+    assert make_splits(name, 100, 20, 20, seed=3) == first
+    assert make_splits(name, 100, 20, 20, seed=4) != first
+
+
+def test_splits_are_fixed_across_machines():
+    # Pinned values: a change here means every saved experiment's data changed.
+    splits = make_splits("addition", 2, 1, 1, seed=0)
+    assert splits.train == [("850+636", "6841"), ("511+269", "087")]
+
+
+def test_too_small_a_task_is_a_clear_error():
+    one_digit = Task("one_digit", partial(copy_example, max_len=1), "0123456789",
+                     partial(count_digit_strings, 1, 1))
+    assert len(make_splits(one_digit, 6, 2, 2, seed=0).train) == 6  # exactly all 10 fit
+    with pytest.raises(ValueError, match="'one_digit' has 10 distinct sources, 11 were requested"):
+        make_splits(one_digit, 6, 3, 2, seed=0)
+
+
+def test_unknown_task_and_negative_sizes_are_errors():
+    with pytest.raises(ValueError, match="unknown task 'multiply'"):
+        make_splits("multiply", 1, 1, 1, seed=0)
+    with pytest.raises(ValueError, match="n_valid"):
+        make_splits("copy", 1, -1, 1, seed=0)
+
+
+# ---------------------------------------------------------------------------- tokenizers
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+@given(seed=seeds)
+def test_tokenizer_for_covers_everything_a_task_writes(name, seed):
+    tokenizer = tokenizer_for(name)
+    for source, target in draw(TASKS[name].generate, seed, n=100):
+        assert tokenizer.unknown_chars(source + target) == []
+        assert tokenizer.decode(tokenizer.encode(source)) == source
+
+
+def test_dates_tokenizer_covers_every_format_and_case():
+    tokenizer = tokenizer_for("dates")
+    for day in [datetime.date(2026, m, d) for m in range(1, 13) for d in (1, 2, 3, 7)]:
+        for date_format in DATE_FORMATS:
+            for letter_case in LETTER_CASES:
+                assert tokenizer.unknown_chars(letter_case(write_date(day, date_format))) == []
+
+
+def test_tokenizer_for_is_built_from_the_alphabet():
+    assert tokenizer_for("reverse").chars == list("0123456789")
+    assert tokenizer_for("addition").chars == list("+0123456789")
+
+
+# ---------------------------------------------------------------------------- batches
+
+PAIRS = make_splits("reverse", 230, 0, 0, seed=0).train
+TOKENIZER = tokenizer_for("reverse")
+
+
+def test_make_batch_places_bos_eos_and_padding():
+    batch = make_batch([("123", "321"), ("4", "4")], TOKENIZER)
+    one, two, three, four = (TOKENIZER.encode(c)[0] for c in "1234")
+    assert batch.src.dtype == batch.tgt_in.dtype == batch.tgt_out.dtype == np.int64
+    assert batch.src.tolist() == [[one, two, three], [four, PAD, PAD]]
+    assert batch.tgt_in.tolist() == [[BOS, three, two, one], [BOS, four, PAD, PAD]]
+    assert batch.tgt_out.tolist() == [[three, two, one, EOS], [four, EOS, PAD, PAD]]
+    assert batch.src_texts == ["123", "4"] and batch.tgt_texts == ["321", "4"] and len(batch) == 2
+
+
+def epoch(seed, **options):
+    return list(batches(PAIRS, TOKENIZER, batch_size=16, rng=np.random.default_rng(seed), **options))
+
+
+@pytest.mark.parametrize("bucket", [True, False])
+def test_batches_cover_every_pair_once_with_consistent_arrays(bucket):
+    seen = []
+    for batch in epoch(0, bucket=bucket):
+        b = len(batch)
+        assert 1 <= b <= 16
+        assert batch.src.shape == (b, max(map(len, batch.src_texts)))
+        assert batch.tgt_in.shape == batch.tgt_out.shape == (b, max(map(len, batch.tgt_texts)) + 1)
+        assert (batch.tgt_in[:, 0] == BOS).all()
+        shifted = batch.tgt_out[:, :-1]  # tgt_in is tgt_out moved one step right, EOS dropped
+        assert (batch.tgt_in[:, 1:] == np.where(shifted == EOS, PAD, shifted)).all()
+        assert TOKENIZER.decode_batch(batch.src) == batch.src_texts
+        assert TOKENIZER.decode_batch(batch.tgt_out) == batch.tgt_texts
+        for row, target in zip(batch.tgt_out, batch.tgt_texts):
+            assert row[len(target)] == EOS and (row[len(target) + 1:] == PAD).all()
+        seen += zip(batch.src_texts, batch.tgt_texts)
+    assert sorted(seen) == sorted(PAIRS)
+
+
+def test_same_generator_state_gives_the_same_batches():
+    first, again, other = epoch(5), epoch(5), epoch(6)
+    assert [b.src_texts for b in first] == [b.src_texts for b in again]
+    assert all((x.src == y.src).all() and (x.tgt_out == y.tgt_out).all() for x, y in zip(first, again))
+    assert [b.src_texts for b in first] != [b.src_texts for b in other]
+
+
+def test_resuming_from_a_saved_generator_state_repeats_the_next_epoch():
+    rng = np.random.default_rng(11)
+    list(batches(PAIRS, TOKENIZER, 16, rng=rng))
+    saved = rng.bit_generator.state
+    second_epoch = [b.src_texts for b in batches(PAIRS, TOKENIZER, 16, rng=rng)]
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = saved
+    assert [b.src_texts for b in batches(PAIRS, TOKENIZER, 16, rng=resumed)] == second_epoch
+
+
+def test_bucketing_reduces_padding():
+    def padding(batch_list):
+        return sum(int((b.src == PAD).sum()) for b in batch_list)
+    assert padding(epoch(0, bucket=True)) < 0.5 * padding(epoch(0, bucket=False))
+
+
+def test_bucketed_batches_come_in_shuffled_order():
+    # Buckets are sorted by length; the batch order must not be, or training would see
+    # all the short examples first.
+    shortest = [min(map(len, b.src_texts)) for b in epoch(0, bucket=True)]
+    assert shortest != sorted(shortest) and shortest != sorted(shortest, reverse=True)
+
+
+def test_unshuffled_batches_keep_the_order_and_need_no_generator():
+    plain = list(batches(PAIRS, TOKENIZER, 16, shuffle=False, bucket=False))
+    assert [p for b in plain for p in zip(b.src_texts, b.tgt_texts)] == PAIRS
+    with pytest.raises(ValueError, match="shuffle=True needs rng"):
+        batches(PAIRS, TOKENIZER, 16)
