@@ -211,6 +211,8 @@ def tokenizer_for(task: str | Task) -> CharTokenizer:
 # ---------------------------------------------------------------------------- splits
 
 class Splits(NamedTuple):
+    """Three disjoint lists of (source, target) pairs."""
+
     train: list[Pair]
     valid: list[Pair]
     test: list[Pair]
