@@ -413,15 +413,18 @@ def _shape_list(tensors) -> str:
     return ", ".join(parts) or "-"
 
 
-def box_label(v, inputs, outputs) -> str:
-    """Name, op count and the shapes of the tensors crossing the box's boundary."""
+def box_label(v, inputs, outputs, options) -> str:
+    """Name, op count and the shapes of the tensors (backward view: gradients) crossing
+    the box's boundary."""
     ops = sum(v.op_counts.values())
     name = graphviz.escape(v.name)
     count = f"{ops} op" + ("" if ops == 1 else "s")
     if v.repeats > 1:
         name += f"  × {v.repeats}"
         count += " each"
-    return "\\n".join([name, count, "in: " + _shape_list(inputs), "out: " + _shape_list(outputs)])
+    crossing = "grad " if options.backward else ""
+    return "\\n".join([name, count, f"{crossing}in: {_shape_list(inputs)}",
+                       f"{crossing}out: {_shape_list(outputs)}"])
 
 
 def edge_label(e, options, graph) -> str:
@@ -478,7 +481,7 @@ def vertex_attributes(v, graph, options, inputs, outputs) -> dict:
     elif v.kind == "op":
         attrs = {"label": op_label(v, options), **STYLE["vjp" if options.backward else "op"]}
     elif v.kind == "box":
-        attrs = {"label": box_label(v, inputs[v.id].values(), outputs[v.id].values()), **STYLE["box"]}
+        attrs = {"label": box_label(v, inputs[v.id].values(), outputs[v.id].values(), options), **STYLE["box"]}
     else:
         attrs = {"label": v.name, **STYLE["note"]}
     g = gradient_norm(v, options) if options.show_grad else None
