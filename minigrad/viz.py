@@ -85,6 +85,7 @@ class Vertex:
     name: str = ""  # boxes: the scope they stand for
     op_counts: Counter = field(default_factory=Counter)  # boxes: ops inside
     repeats: int = 1  # boxes: how many identical blocks this one stands for
+    members: list = field(default_factory=list)  # boxes: the vertices drawn inside
 
 
 @dataclass(eq=False)
@@ -268,6 +269,7 @@ def collapse(graph, depth) -> dict:
             vertices[box.id] = box
         if v.kind == "op":
             box.op_counts[v.tensor._node.op] += 1
+        box.members.append(v)
         stands_for[v.id] = box.id
     graph.vertices = vertices
     return stands_for
@@ -291,6 +293,7 @@ def fold_repeated_boxes(graph) -> dict:
         first = members[0][1]
         first.name, first.repeats = f"{prefix}{numbers[0]}–{numbers[-1]}", len(members)
         for _, v in members[1:]:
+            first.members.extend(v.members)
             stands_for[v.id] = first.id
             del graph.vertices[v.id]
     return stands_for
@@ -359,7 +362,11 @@ def _last_step(node, options):
 
 def gradient_norm(v, options):
     """The norm of the gradient at a vertex, or None if unknown: a leaf's ``.grad``, or
-    for an op (and the tensor it made) the gradient its VJP received in the trace."""
+    for an op (and the tensor it made) the gradient its VJP received in the trace.
+    For a box, the largest norm inside it."""
+    if v.kind == "box":
+        norms = [g for g in (gradient_norm(m, options) for m in v.members) if g is not None]
+        return max(norms) if norms else None
     t = v.tensor
     if v.kind not in ("tensor", "op") or t is None:
         return None
@@ -414,8 +421,8 @@ def _shape_list(tensors) -> str:
 
 
 def box_label(v, inputs, outputs, options) -> str:
-    """Name, op count and the shapes of the tensors (backward view: gradients) crossing
-    the box's boundary."""
+    """Name, op count, the shapes of the tensors (backward view: gradients) crossing the
+    box's boundary, and with show_grad the largest gradient norm inside."""
     ops = sum(v.op_counts.values())
     name = graphviz.escape(v.name)
     count = f"{ops} op" + ("" if ops == 1 else "s")
@@ -423,8 +430,11 @@ def box_label(v, inputs, outputs, options) -> str:
         name += f"  × {v.repeats}"
         count += " each"
     crossing = "grad " if options.backward else ""
-    return "\\n".join([name, count, f"{crossing}in: {_shape_list(inputs)}",
-                       f"{crossing}out: {_shape_list(outputs)}"])
+    lines = [name, count, f"{crossing}in: {_shape_list(inputs)}", f"{crossing}out: {_shape_list(outputs)}"]
+    g = gradient_norm(v, options) if options.show_grad else None
+    if g is not None:
+        lines.append(f"max |grad| {g:.3g}")
+    return "\\n".join(lines)
 
 
 def edge_label(e, options, graph) -> str:

@@ -301,6 +301,18 @@ def test_show_grad_without_trace_colours_only_leaves():
     assert sum("rdbu11" in attrs for _, attrs in parse(dot)[0]["t"]) == 4
 
 
+def test_a_collapsed_box_shows_the_largest_gradient_inside():
+    loss = mlp(scoped=True)
+    with trace() as t:
+        loss.backward(retain_graph=True)
+    fc1_steps = [s for s in t.steps if s.scope == ("MLP", "fc1")]
+    expected = max([s.grad_norm for s in fc1_steps] + [g for s in fc1_steps for _, g in s.input_grad_norms])
+    dot = to_dot(loss, depth=1, show_grad=True, trace=t)
+    (fc1,) = [label for label in labels(dot, "box") if label.startswith("fc1")]
+    assert fc1.endswith(f"max |grad| {expected:.3g}")
+    assert all("rdbu11" in attrs for _, attrs in parse(dot)[0]["box"])
+
+
 def test_show_data_summarises_values():
     dot = to_dot(neuron(), show_data=True)
     assert "value 0.7071" in dot.source
