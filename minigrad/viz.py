@@ -534,8 +534,7 @@ def emit(graph, options, graph_attr) -> graphviz.Digraph:
         parent = clusters[prefix[:-1]] if len(prefix) > 1 else dot
         parent.subgraph(clusters[prefix])
     for e in graph.edges:
-        label = edge_label(e, options, graph)
-        dot.edge(e.src, e.dst, label=label) if label else dot.edge(e.src, e.dst)
+        dot.edge(e.src, e.dst, label=edge_label(e, options, graph) or None)
     return dot
 
 
