@@ -363,3 +363,16 @@ def test_top_level_call_names_modules_and_unnamed_parameters():
     # A submodule called on its own is a root: it names its own subtree.
     out = net.layers[0](mg.tensor(np.ones(2, np.float32)))
     assert out.grad_fn.scope == ("Linear",)
+    net(mg.tensor(np.ones((1, 2), np.float32)))  # the whole model again: names relative to Net
+    assert net.layers[0]._qualified_name == "layers.0"
+
+
+def test_modules_added_after_a_call_are_named_at_the_next_call():
+    net = Net()
+    net(mg.tensor(np.ones((1, 2), np.float32)))
+    net.head = nn.Linear(3, 1)  # a structural change invalidates the cached naming
+    out = net.head(net(mg.tensor(np.ones((1, 2), np.float32))))
+    assert net.head.weight.name == "head.weight"
+    assert out.grad_fn.scope == ("Linear",)  # called from outside forward: a root of its own
+    x = mg.tensor(np.ones((1, 2), np.float32))
+    assert net(x).grad_fn.scope == ("Net",) and net.head._qualified_name == "head"

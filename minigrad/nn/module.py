@@ -31,6 +31,10 @@ class Parameter(Tensor):
 # How many Module calls are running.  0 means the next call is a top-level one, which
 # (re)names the whole tree below it before running.
 _active_calls = 0
+# Naming a tree walks all of it, so a top-level call skips it when the same root is
+# called again and no parameter or submodule was (un)registered anywhere since.
+_structure_version = 0
+_last_naming = (None, -1)  # (id of the root, _structure_version) of the last naming pass
 
 
 class Module:
@@ -61,6 +65,9 @@ class Module:
                 f"{type(self).__name__}: cannot assign '{name}' before Module.__init__ ran; "
                 "call super().__init__() first in your __init__."
             ) from None
+        global _structure_version
+        if isinstance(value, (Parameter, Module)) or name in params or name in modules:
+            _structure_version += 1
         if isinstance(value, Parameter):
             modules.pop(name, None)
             buffers.pop(name, None)
@@ -87,6 +94,8 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
+        global _structure_version
+        _structure_version += 1
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         self._buffers.pop(name, None)
@@ -181,7 +190,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         """Run ``forward`` inside a name scope carrying this module's qualified name."""
         global _active_calls
-        if _active_calls == 0:
+        if _active_calls == 0 and _last_naming != (id(self), _structure_version):
             self._name_tree()
         saved = STATE.scope
         STATE.scope = saved + (self._qualified_name,)
@@ -195,11 +204,13 @@ class Module:
     def _name_tree(self):
         """Qualified names for a top-level call: the root is its class name, descendants
         their dotted path from the root; unnamed parameters get their dotted names."""
+        global _last_naming
         for name, module in self.named_modules():
             module._qualified_name = name or type(module).__name__
         for name, p in self.named_parameters():
             if p.name is None:
                 p.name = name
+        _last_naming = (id(self), _structure_version)
 
     # ----------------------------------------------------------------- state
 
