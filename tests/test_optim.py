@@ -173,6 +173,8 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
         opt.load_state_dict(optim.SGD([start()], lr=0.1).state_dict())
     with pytest.raises(ValueError, match="the state has 2 parameters, this optimizer has 1"):
         opt.load_state_dict(optim.Adam([start(), start(2)]).state_dict())
+    with pytest.raises(ValueError, match="parameter 0: unexpected 'momentum_buffer'"):
+        optim.SGD([start()], lr=0.1).load_state_dict(optim.SGD([start()], lr=0.1, momentum=0.9).state_dict())
     after = opt.state_dict()
     assert after["hyperparams"] == before["hyperparams"]
     assert all(np.array_equal(after["state"][0][k], before["state"][0][k]) for k in ("exp_avg", "exp_avg_sq"))

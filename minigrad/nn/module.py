@@ -25,7 +25,7 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
 
     def __repr__(self):
-        return "Parameter:" + super().__repr__().removeprefix("tensor")
+        return "Parameter containing:\n" + super().__repr__()
 
 
 # How many Module calls are running.  0 means the next call is a top-level one, which

@@ -70,23 +70,37 @@ class Optimizer:
             raise ValueError(f"{who}: the state comes from a {state['kind']} optimizer")
         problems = [f"hyperparameter '{name}' is missing" for name in self.hyperparam_names
                     if name not in state["hyperparams"]]
-        if len(state["state"]) != len(self.params):
-            problems.append(f"the state has {len(state['state'])} parameters, this optimizer "
-                            f"has {len(self.params)}")
-        for i, (p, s) in enumerate(zip(self.params, state["state"])):
-            if not isinstance(s.get("step"), (int, np.integer)):
-                problems.append(f"parameter {i}: 'step' is missing or not an integer")
-            for name in self.array_names:
-                if name not in s:
-                    problems.append(f"parameter {i}: '{name}' is missing")
-                elif np.shape(s[name]) != p.shape:
-                    problems.append(f"parameter {i}: '{name}' has shape {np.shape(s[name])}, the "
-                                    f"parameter has {p.shape}")
-                elif np.asarray(s[name]).dtype.kind not in "fiu":
-                    problems.append(f"parameter {i}: '{name}' has dtype {np.asarray(s[name]).dtype}")
+        if not isinstance(state["state"], list):
+            problems.append(f"'state' should be a list (one entry per parameter), got "
+                            f"{type(state['state']).__name__}")
+        elif len(state["state"]) != len(self.params):
+            problems.append(f"the state has {len(state['state'])} parameters, this optimizer has "
+                            f"{len(self.params)}")
+        else:
+            for i, (p, s) in enumerate(zip(self.params, state["state"])):
+                problems += [f"parameter {i}: {problem}" for problem in self._entry_problems(p, s)]
         if problems:
             raise ValueError(f"{who}: {len(problems)} problem(s), nothing was loaded:\n  "
                              + "\n  ".join(problems))
+
+    def _entry_problems(self, p, entry):
+        """What is wrong with one parameter's saved state."""
+        if not isinstance(entry, dict):
+            return [f"expected a dict, got {type(entry).__name__}"]
+        problems = [] if isinstance(entry.get("step"), (int, np.integer)) else \
+            ["'step' is missing or not an integer"]
+        for name in entry.keys() - {"step", *self.array_names}:
+            problems.append(f"unexpected '{name}' (this {type(self).__name__} keeps "
+                            f"{list(self.array_names) or 'no arrays'})")
+        for name in self.array_names:
+            array = np.asarray(entry.get(name))
+            if name not in entry:
+                problems.append(f"'{name}' is missing")
+            elif array.shape != p.shape:
+                problems.append(f"'{name}' has shape {array.shape}, the parameter has {p.shape}")
+            elif array.dtype.kind not in "fiu":
+                problems.append(f"'{name}' has dtype {array.dtype}, expected numbers")
+        return problems
 
     def _live(self):
         """(parameter, its gradient array, its state, its scratch arrays) for every
