@@ -14,6 +14,8 @@ and kinks are either exact (and can be shifted away) or comfortably far.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from hypothesis import reject
 from hypothesis import strategies as st
@@ -88,9 +90,56 @@ def check_grad(fn, *inputs, second_order=False, **gradcheck_options):
     that lands on a kink is rejected so hypothesis draws another one."""
     tensors = [Tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
                if isinstance(x, np.ndarray) else x for x in inputs]
-    try:
+    with _rejecting_kinks():
         gradcheck(fn, tensors, **gradcheck_options)
         if second_order:
             gradgradcheck(fn, tensors, **gradcheck_options)
+
+
+@contextlib.contextmanager
+def _rejecting_kinks():
+    """Inside a hypothesis test, a point where the function has no derivative is not a
+    failure of the rules: reject the example so hypothesis draws another."""
+    try:
+        yield
     except KinkError:
         reject()
+
+
+@contextlib.contextmanager
+def _parameters_replaced(module, names, tensors):
+    """Let ``module`` use ``tensors`` in place of its named parameters for a while."""
+    owners = dict(module.named_modules())
+    slots = []
+    for name, tensor in zip(names, tensors):
+        prefix, _, attr = name.rpartition(".")
+        owner = owners[prefix]
+        slots.append((owner, attr, owner.__dict__[attr]))
+        owner.__dict__[attr] = tensor  # a plain attribute read in forward() finds it
+    try:
+        yield
+    finally:
+        for owner, attr, original in slots:
+            owner.__dict__[attr] = original
+
+
+def module_gradcheck(module, *inputs, **gradcheck_options):
+    """gradcheck an ``nn.Module``: its output with respect to its floating-point inputs
+    (numpy arrays become float64 leaves) and to every parameter.
+
+    Build the module in float64 (``dtype=np.float64``) for meaningful differences.
+    Integer inputs (token ids) and masks are passed through unchanged.  Like
+    ``check_grad``, an example at a kink is rejected (use it inside a hypothesis test).
+    """
+    named = list(module.named_parameters())
+    leaves = [Tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+              if isinstance(x, np.ndarray) and x.dtype.kind == "f" else x for x in inputs]
+    leaves += [Tensor(np.array(p.data, dtype=np.float64), requires_grad=True, name=name) for name, p in named]
+    n = len(inputs)
+
+    def call(*args):
+        with _parameters_replaced(module, [name for name, _ in named], args[n:]):
+            return module(*args[:n])
+
+    with _rejecting_kinks():
+        gradcheck(call, leaves, **gradcheck_options)
