@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import minigrad as mg  # noqa: E402
 from minigrad import ops, reference  # noqa: E402
-from minigrad.trace import trace  # noqa: E402
+from minigrad.tracing import trace  # noqa: E402
 from minigrad.viz import render, to_dot  # noqa: E402
 
 

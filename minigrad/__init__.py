@@ -7,6 +7,7 @@
     [2.0, 4.0, 6.0]
 """
 
+from minigrad import nn, optim
 from minigrad.autograd import (
     detect_anomaly,
     enable_grad,
@@ -15,6 +16,8 @@ from minigrad.autograd import (
     name_scope,
     no_grad,
 )
+from minigrad.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigrad.gradcheck import GradcheckError, KinkError, gradcheck, gradgradcheck
 from minigrad.ops import (
     abs,
     add,
@@ -74,3 +77,4 @@ from minigrad.tensor import (
     zeros,
     zeros_like,
 )
+from minigrad.tracing import trace

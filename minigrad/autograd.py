@@ -25,7 +25,7 @@ class _State:
     grad_enabled = True
     anomaly = False
     scope: tuple[str, ...] = ()  # innermost name_scope / module last
-    tracer = None  # a minigrad.trace.Trace while one is active
+    tracer = None  # a minigrad.tracing.Trace while one is active
 
 
 STATE = _State()

@@ -201,6 +201,9 @@ class Tensor:
         return self._inplace("mul_", other, lambda v: np.multiply(self._data, v, out=self._data))
 
     def copy_(self, other):
+        """Overwrite the values with ``other``'s (same shape) in place."""
+        if np.shape(_raw(other)) != self.shape:
+            raise ValueError(f"copy_: source has shape {np.shape(_raw(other))}, tensor has {self.shape}")
         return self._inplace("copy_", other, lambda v: np.copyto(self._data, v))
 
     def fill_(self, value):

@@ -18,7 +18,7 @@ What the picture shows (forward view, the default):
 
 ``backward=True`` draws the backward pass instead: one node per VJP, arrows from the
 output towards the leaves, each arrow labelled with the shape of the gradient it
-carries.  ``trace=`` (from ``minigrad.trace.trace()``) adds the execution step numbers
+carries.  ``trace=`` (from ``minigrad.trace()``) adds the execution step numbers
 and the gradient norms; ``show_grad=True`` colours nodes by gradient norm on a log scale
 so that vanishing (blue) and exploding (red) gradients stand out.
 
@@ -40,7 +40,7 @@ import graphviz
 import numpy as np
 
 from minigrad.tensor import Tensor
-from minigrad.trace import Trace, norm
+from minigrad.tracing import Trace, norm
 
 FREED_MESSAGE = ("the graph of this tensor was freed by backward(); call backward(retain_graph=True) "
                  "to render it afterwards")
@@ -551,12 +551,12 @@ def to_dot(roots, *, depth=None, fold_repeats=False, show_data=False, show_grad=
     show_data:    add mean/std/min/max (or the value) to each tensor.
     show_grad:    colour by gradient norm: leaves by ``.grad``, ops also with ``trace``.
     backward:     draw the VJP nodes of the backward pass, arrows towards the leaves.
-    trace:        a ``minigrad.trace.Trace``: step numbers on ops, gradient norms.
+    trace:        a ``minigrad.tracing.Trace``: step numbers on ops, gradient norms.
     max_nodes:    stop drawing after this many nodes (None: no limit) and say so.
     """
     roots = _as_roots(roots)
     if trace is not None and not isinstance(trace, Trace):
-        raise TypeError(f"to_dot: trace= must be a minigrad.trace.Trace, got {type(trace).__name__}")
+        raise TypeError(f"to_dot: trace= must be a minigrad.tracing.Trace, got {type(trace).__name__}")
     if depth is not None and depth < 0:
         raise ValueError(f"to_dot: depth must be >= 0 (levels of clusters to keep), got {depth}")
     graph = backward_graph(roots) if backward else forward_graph(roots)

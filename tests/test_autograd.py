@@ -252,6 +252,12 @@ def test_in_place_change_of_a_tensor_requiring_grad_is_refused_while_recording()
     assert x.data[0] == 2.0
 
 
+def test_copy_needs_the_same_shape():
+    t = mg.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"copy_: source has shape \(3,\), tensor has \(2, 3\)"):
+        t.copy_(np.ones(3))
+
+
 def test_detect_anomaly_names_forward_op():
     x = leaf([-1.0, 1.0])
     with mg.detect_anomaly(), pytest.raises(FloatingPointError, match="log"):

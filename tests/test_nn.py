@@ -360,9 +360,10 @@ def test_top_level_call_names_modules_and_unnamed_parameters():
     net(mg.tensor(np.ones((1, 2), np.float32)))
     assert net.layers[1].weight.name == "layers.1.weight" and net.scale.name == "scale"
     assert net.norm.weight.name == "gamma"
-    # A submodule called on its own is a root: it names its own subtree.
+    # A submodule called on its own keeps its path from the model it belongs to.
     out = net.layers[0](mg.tensor(np.ones(2, np.float32)))
-    assert out.grad_fn.scope == ("Linear",)
+    assert out.grad_fn.scope == ("layers.0",)
+    assert nn.Linear(2, 2)(mg.tensor(np.ones(2, np.float32))).grad_fn.scope == ("Linear",)  # a real root
     net(mg.tensor(np.ones((1, 2), np.float32)))  # the whole model again: names relative to Net
     assert net.layers[0]._qualified_name == "layers.0"
 
@@ -373,6 +374,6 @@ def test_modules_added_after_a_call_are_named_at_the_next_call():
     net.head = nn.Linear(3, 1)  # a structural change invalidates the cached naming
     out = net.head(net(mg.tensor(np.ones((1, 2), np.float32))))
     assert net.head.weight.name == "head.weight"
-    assert out.grad_fn.scope == ("Linear",)  # called from outside forward: a root of its own
+    assert out.grad_fn.scope == ("head",)  # called from outside forward: still named from its model
     x = mg.tensor(np.ones((1, 2), np.float32))
     assert net(x).grad_fn.scope == ("Net",) and net.head._qualified_name == "head"

@@ -1,4 +1,4 @@
-"""minigrad.trace: the steps of the backward pass, in execution order."""
+"""minigrad.trace(): the steps of the backward pass, in execution order."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import autograd
-from minigrad.trace import Trace, format_table, scope_path, trace
+from minigrad.tracing import Trace, format_table, scope_path, trace
 
 
 def neuron():

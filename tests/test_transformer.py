@@ -54,7 +54,7 @@ def test_attention_gradcheck_with_and_without_mask(q, k, v, data):
 def test_multi_head_attention_gradcheck(x, memory, masked):
     mha = MultiHeadAttention(D, H, rng=np.random.default_rng(1), dtype=F64)
     mask = np.array([[[[True, False]]], [[[True, True]]]]) if masked else None
-    module_gradcheck(mha, x, memory, memory, mask)
+    module_gradcheck(mha, x, memory, memory, mask, full_jacobian_max=64)
 
 
 @given(arrays((2, 3, D)), st.sampled_from(["relu", "gelu"]))
@@ -71,10 +71,12 @@ def test_encoder_and_decoder_layers_gradcheck(norm_first):
     tgt_mask = causal_mask(3)
     common = dict(d_model=D, n_heads=H, d_ff=6, dropout=0.0, activation="gelu", norm_first=norm_first,
                   rng=rng, dtype=F64)
-    module_gradcheck(EncoderLayer(**common), memory, src_mask)
-    module_gradcheck(DecoderLayer(**common), x, memory, src_mask, tgt_mask)
-    module_gradcheck(Encoder(2, **common), memory, src_mask)
-    module_gradcheck(Decoder(2, **common), x, memory, src_mask, tgt_mask)
+    # Hundreds of parameters: random projections vᵀJu instead of the whole Jacobian.
+    projections = dict(full_jacobian_max=64, projections=4)
+    module_gradcheck(EncoderLayer(**common), memory, src_mask, **projections)
+    module_gradcheck(DecoderLayer(**common), x, memory, src_mask, tgt_mask, **projections)
+    module_gradcheck(Encoder(2, **common), memory, src_mask, **projections)
+    module_gradcheck(Decoder(2, **common), x, memory, src_mask, tgt_mask, **projections)
 
 
 @pytest.mark.parametrize("positional", ["sinusoidal", "learned"])

@@ -12,7 +12,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import viz
-from minigrad.trace import trace
+from minigrad.tracing import trace
 from minigrad.viz import FREED_MESSAGE, render, to_dot
 
 NODE = re.compile(r"^\s*(t|op|box|note)(\d*) \[(.*)\]$")

@@ -15,8 +15,12 @@ from minigrad.autograd import no_grad
 
 
 def _fill(param, values):
+    """Write ``values`` (an array of the parameter's shape, or one number) into ``param``."""
     with no_grad():  # parameters require grad; in-place writes must not be recorded
-        param.copy_(values)
+        if np.ndim(values) == 0:
+            param.fill_(values)
+        else:
+            param.copy_(values)
     return param
 
 

@@ -8,6 +8,7 @@ graph rendering groups ops by.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -54,6 +55,7 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_qualified_name", type(self).__name__)
+        object.__setattr__(self, "_parent", None)  # weak reference to the first module that registered this one
 
     # ----------------------------------------------------------------- registration
 
@@ -76,6 +78,8 @@ class Module:
             params.pop(name, None)
             buffers.pop(name, None)
             modules[name] = value
+            if value._root() is value and value is not self:  # the first owner names it
+                object.__setattr__(value, "_parent", weakref.ref(self))
         elif name in buffers:
             if value is None:
                 del buffers[name]
@@ -190,8 +194,12 @@ class Module:
     def __call__(self, *args, **kwargs):
         """Run ``forward`` inside a name scope carrying this module's qualified name."""
         global _active_calls
-        if _active_calls == 0 and _last_naming != (id(self), _structure_version):
-            self._name_tree()
+        if _active_calls == 0:
+            # A top-level call (e.g. model.encoder(...) from a method of the model) names
+            # the tree from its real root, so scopes read "encoder.layers.0" either way.
+            root = self._root()
+            if _last_naming != (id(root), _structure_version):
+                root._name_tree()
         saved = STATE.scope
         STATE.scope = saved + (self._qualified_name,)
         _active_calls += 1
@@ -200,6 +208,13 @@ class Module:
         finally:
             _active_calls -= 1
             STATE.scope = saved
+
+    def _root(self):
+        """The outermost module above this one (following first owners)."""
+        module = self
+        while module._parent is not None and module._parent() is not None:
+            module = module._parent()
+        return module
 
     def _name_tree(self):
         """Qualified names for a top-level call: the root is its class name, descendants

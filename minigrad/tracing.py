@@ -1,7 +1,7 @@
 """Watch the backward pass: which VJP ran when, on what shapes, with what gradients.
 
     >>> import minigrad as mg
-    >>> from minigrad.trace import trace
+    >>> from minigrad.tracing import trace
     >>> x = mg.tensor([1.0, -2.0], requires_grad=True)
     >>> with trace() as t:
     ...     (x * x).sum().backward()
