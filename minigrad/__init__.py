@@ -8,6 +8,7 @@
 """
 
 from minigrad import nn, optim
+from minigrad.allocator import tune_allocator
 from minigrad.autograd import (
     detect_anomaly,
     enable_grad,
@@ -78,3 +79,5 @@ from minigrad.tensor import (
     zeros_like,
 )
 from minigrad.tracing import trace
+
+tune_allocator()

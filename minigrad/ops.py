@@ -528,12 +528,12 @@ def matmul(a, b):
     back by the engine.  A 1-D operand is treated as a row (a) or column (b) vector.
     """
     a, b = _pair(a, b)
+    if a.ndim > 2 and b.ndim == 2:
+        return _matmul_folded(a, b)
     try:
         data = np.matmul(a.data, b.data)
     except ValueError:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                         f"(a's last axis must match b's {'only' if b.ndim == 1 else 'second-to-last'}"
-                         " axis, and batch axes must broadcast)") from None
+        raise _matmul_error(a, b) from None
 
     def grad_a(g, out):
         if b.ndim == 1:  # g has no column axis: ā is the outer product with b
@@ -550,6 +550,24 @@ def matmul(a, b):
         return matmul(swapaxes(a, -1, -2), g)
 
     return record("matmul", data, (a, b), grad_a, grad_b)
+
+
+def _matmul_folded(a, b):
+    """(..., n, k) @ (k, m), the shape of every Linear layer.  The batch axes fold into
+    the rows: one large GEMM instead of one small GEMM per batch entry, and b̄ = aᵀ @ ḡ
+    comes out summed over the batch by the GEMM itself."""
+    k, m = b.shape
+    if a.shape[-1] != k:
+        raise _matmul_error(a, b)
+    data = np.matmul(a.data.reshape(-1, k), b.data).reshape(a.shape[:-1] + (m,))
+    return record("matmul", data, (a, b),
+                  lambda g, out: matmul(g, swapaxes(b, -1, -2)),
+                  lambda g, out: matmul(swapaxes(reshape(a, (-1, k)), 0, 1), reshape(g, (-1, m))))
+
+
+def _matmul_error(a, b):
+    return ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned (a's last axis must match b's "
+                      f"{'only' if b.ndim == 1 else 'second-to-last'} axis, and batch axes must broadcast)")
 
 
 # =========================================================================== selection
