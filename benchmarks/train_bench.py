@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 
 from benchmarks.common import peak_rss_mb, ru_maxrss_mb, summarize
@@ -107,12 +108,14 @@ def measure(framework: str, c: TrainConfig, threads: int, warmup: int, max_steps
     first_loss, n_params = check_float32(step())
     for _ in range(warmup - 1):
         step()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times, start = [], time.perf_counter()
     while len(times) < max_steps and (len(times) < 5 or time.perf_counter() - start < budget):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
     stats = summarize(times)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / len(times)
     return {
         "framework": framework, "config": c.name, "threads": threads,
         "step_s": stats, "steps_timed": len(times),
@@ -120,10 +123,12 @@ def measure(framework: str, c: TrainConfig, threads: int, warmup: int, max_steps
         "gflops_per_s": train_step_flops(c) / stats["median"] / 1e9,
         "peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb(),
         "rss_after_imports_mb": rss_imports, "rss_after_build_mb": rss_model,
+        "minor_page_faults_per_step": faults,
         "load_average_1min": [load_before, os.getloadavg()[0]],
         "first_loss": first_loss, "parameters": n_params, "float32_checked": True,
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                               "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
+                                               "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                                               "MINIGRAD_TUNE_MALLOC")},
     }
 
 
