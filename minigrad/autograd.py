@@ -15,6 +15,7 @@ which is what makes grad-of-grad (Hessian-vector products) work.
 from __future__ import annotations
 
 import contextlib
+import operator
 
 import numpy as np
 
@@ -121,8 +122,6 @@ class Node:
 def record(op: str, data: np.ndarray, inputs: tuple, *vjps):
     """Wrap ``data`` (the result of ``op`` on ``inputs``) in a Tensor and record how to
     differentiate it: ``vjps[i]`` is the rule for ``inputs[i]``."""
-    from minigrad.tensor import Tensor
-
     out = Tensor._wrap(data)
     if STATE.anomaly:
         _check_finite(op, "forward", data, allow_inf=True)
@@ -130,9 +129,12 @@ def record(op: str, data: np.ndarray, inputs: tuple, *vjps):
         for t in inputs:
             if t.requires_grad:
                 out.requires_grad = True
-                out._node = Node(op, inputs, vjps, tuple(t._version for t in inputs), STATE.scope)
+                out._node = Node(op, inputs, vjps, tuple(map(_version, inputs)), STATE.scope)
                 break
     return out
+
+
+_version = operator.attrgetter("_version")
 
 
 def _check_finite(op, where, data, allow_inf=False, scope=None):
@@ -178,25 +180,24 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
     Without ``inputs``: accumulate into every leaf's ``.grad`` and return None.
     With ``inputs``: return their gradients (None where unreachable), touch no ``.grad``.
     """
-    from minigrad.tensor import Tensor
-
-    grads = {}
-    leaves = {}  # id -> (tensor, gradient) for leaves reached, in order of arrival
+    grads = {}  # id(non-leaf) -> [tensor, its gradient so far]
+    leaves = {}  # id(leaf) -> [leaf, its gradient so far], in order of arrival
     for r, g in zip(roots, root_grads):
-        if r._node is None:  # differentiating a leaf by itself
-            leaves[id(r)] = (r, leaves[id(r)][1] + g) if id(r) in leaves else (r, g)
-        else:
-            grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
-    wanted = None if inputs is None else {id(t): None for t in inputs}
+        _add_gradient(leaves if r._node is None else grads, r, g)
+    wanted = None if inputs is None else {id(t): [t, None] for t in inputs}
     tracer = STATE.tracer
+    order = _topological_order(roots)
 
-    with _GradMode(create_graph):
-        for t in reversed(_topological_order(roots)):
-            g = grads.pop(id(t), None)
-            if wanted is not None and id(t) in wanted:
-                wanted[id(t)] = g
-            if g is None:
+    recording = STATE.grad_enabled
+    STATE.grad_enabled = create_graph  # the rules' own ops are recorded only for create_graph
+    try:
+        for t in reversed(order):
+            entry = grads.pop(id(t), None)
+            if entry is None:
                 continue
+            g = entry[1]
+            if wanted is not None and id(t) in wanted:
+                wanted[id(t)][1] = g
             node = t._node
             if node.vjps is None:
                 raise RuntimeError(
@@ -204,47 +205,67 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                     "freed by the first backward. Pass retain_graph=True to the first "
                     "backward() (or minigrad.grad) if you need to run it again."
                 )
-            _check_versions(t, node)
+            if t._version or tuple(map(_version, node.inputs)) != node.versions:
+                _report_in_place_change(t, node)
             step_grads = [] if tracer is not None else None
             for i, (inp, vjp) in enumerate(zip(node.inputs, node.vjps)):
-                if not inp.requires_grad or vjp is None:
+                if not inp.requires_grad:
                     continue
                 gi = vjp(g, t)
-                if not isinstance(gi, Tensor):
-                    gi = Tensor._wrap(np.asarray(gi))
                 if gi.shape != inp.shape:
                     gi = _undo_broadcast(gi, inp, node.op, i)
                 if STATE.anomaly:
-                    _check_finite(node.op, f"backward (gradient of input {i})", gi.data,
-                                  scope=node.scope)
+                    _check_finite(node.op, f"backward (gradient of input {i})", gi.data, scope=node.scope)
                 if step_grads is not None:
                     step_grads.append((i, gi))
-                key = id(inp)
-                if inp._node is None:  # a leaf
-                    if key in leaves:
-                        leaves[key] = (inp, leaves[key][1] + gi)
-                    else:
-                        leaves[key] = (inp, gi)
-                elif key in grads:
-                    grads[key] = grads[key] + gi
-                else:
-                    grads[key] = gi
+                _add_gradient(leaves if inp._node is None else grads, inp, gi)
             if tracer is not None:
                 tracer._record_step(t, node, g, step_grads)
             if not retain_graph:
                 # Free what the rules saved, and the links that keep activations alive.
                 node.vjps = None
                 node.inputs = ()
+    finally:
+        STATE.grad_enabled = recording
 
     if wanted is not None:
         for key, (_, g) in leaves.items():
             if key in wanted:
-                wanted[key] = g
-        return [wanted[id(t)] for t in inputs]
-
-    for leaf, g in leaves.values():
-        _accumulate(leaf, g, create_graph)
+                wanted[key][1] = g
+        return [wanted[id(t)][1] for t in inputs]
+    _store_leaf_gradients(leaves.values(), root_grads, create_graph)
     return None
+
+
+def _add_gradient(table, t, g):
+    """table[id(t)] = [t, gradient]; a tensor used more than once sums its gradients."""
+    entry = table.get(id(t))
+    if entry is None:
+        table[id(t)] = [t, g]
+    else:
+        entry[1] = entry[1] + g
+
+
+def _store_leaf_gradients(leaves, root_grads, create_graph):
+    """Add each leaf's gradient into its ``.grad``.
+
+    Every leaf must own its gradient array: rules may hand one array to several inputs
+    (``a + b`` passes ḡ to both), or pass on the caller's cotangent, or return a
+    read-only broadcast view; optimizers then change ``.grad`` in place.
+    """
+    handed_out = {id(g.data) for g in root_grads}
+    for leaf, g in leaves:
+        if leaf.grad is None:
+            data = g.data
+            if not create_graph and (id(data) in handed_out or not data.flags.owndata or not data.flags.writeable):
+                g = Tensor._wrap(np.array(data))
+            handed_out.add(id(g.data))
+            leaf.grad = g
+        elif create_graph:
+            leaf.grad = leaf.grad + g
+        else:
+            leaf.grad.data += g.data
+            leaf.grad._version += 1
 
 
 def _undo_broadcast(gi, inp, op, index):
@@ -266,7 +287,7 @@ def _undo_broadcast(gi, inp, op, index):
     return gi
 
 
-def _check_versions(t, node):
+def _report_in_place_change(t, node):
     if t._version != 0:
         raise RuntimeError(
             f"the output of '{node.op}' (shape {t.shape}) was modified in place after it was "
@@ -281,29 +302,7 @@ def _check_versions(t, node):
             )
 
 
-def _accumulate(leaf, g, create_graph):
-    """Add ``g`` into ``leaf.grad`` (leaves own their gradient arrays)."""
-    from minigrad.tensor import Tensor
-
-    if not create_graph:
-        data = g.data
-        # Rules may hand the same array to several inputs (``a + b``) or return a
-        # read-only broadcast view; a leaf's .grad must be its own writable array.
-        if not (data.flags.owndata and data.flags.writeable) or data is getattr(leaf.grad, "data", None):
-            data = np.array(data)
-        g = Tensor._wrap(data)
-    if leaf.grad is None:
-        leaf.grad = g
-    elif create_graph:
-        leaf.grad = leaf.grad + g
-    else:
-        leaf.grad.data += g.data
-        leaf.grad._version += 1
-
-
 def _root_gradients(outputs, grad_outputs, caller):
-    from minigrad.tensor import Tensor
-
     root_grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:
@@ -344,8 +343,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     the cotangent for each output (required for non-scalar ones).  With
     ``create_graph=True`` the returned gradients are themselves differentiable.
     """
-    from minigrad.tensor import Tensor
-
     single = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if single else list(inputs)
@@ -371,3 +368,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         elif not create_graph:
             result[i] = g.detach()
     return result[0] if single else tuple(result)
+
+
+# Imported last: tensor.py imports this module first (minigrad/__init__ always loads the
+# engine before Tensor), and Tensor is only needed when ops run.
+from minigrad.tensor import Tensor  # noqa: E402

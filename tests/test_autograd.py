@@ -43,6 +43,15 @@ def test_leaves_own_their_gradient_arrays():
     assert b.grad.data[0] == 1.0
 
 
+def test_leaf_gradients_never_alias_the_callers_cotangent():
+    a, b = leaf(np.ones(3)), leaf(np.ones(3))
+    cotangent = mg.Tensor(np.array([1.0, 2.0, 3.0]))
+    (a + b).backward(cotangent)
+    a.grad.data *= 10
+    np.testing.assert_array_equal(cotangent.data, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(b.grad.data, [1.0, 2.0, 3.0])
+
+
 def test_long_chain_has_no_recursion_limit():
     x = leaf(1.0)
     y = x
