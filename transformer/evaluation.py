@@ -1,0 +1,66 @@
+"""How good is a model on held-out pairs: loss, token accuracy and exact match.
+
+    loss            label-smoothed cross-entropy per target token, teacher forced (the
+                    training objective, so train and valid curves can be compared)
+    token_accuracy  teacher forced: the share of target tokens (EOS included) whose
+                    most likely prediction is right, given the correct tokens before it
+    exact_match     greedy decoding from the source alone: the share of sequences
+                    produced exactly, EOS included (what a user of the model sees)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+import minigrad as mg
+from transformer.decoding import greedy_decode
+from transformer.loss import sequence_loss
+from transformer.tasks import Batch, Pair, batches
+from transformer.tokenizer import PAD, Tokenizer
+
+
+def token_accuracy_counts(logits: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
+    """(correct, total) over the non-pad targets; logits (B, T, V), targets (B, T)."""
+    real = targets != PAD
+    correct = (logits.argmax(-1) == targets) & real
+    return int(correct.sum()), int(real.sum())
+
+
+def exact_matches(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(B,) bool: row b of ``predicted`` (B, T') starts with target row b up to and
+    including its EOS.  ``targets`` (B, T) is tgt_out: target + EOS, then PAD."""
+    lengths = (targets != PAD).sum(axis=1)  # (B,) target tokens + EOS
+    width = max(predicted.shape[1], targets.shape[1])
+    predicted = np.pad(predicted, [(0, 0), (0, width - predicted.shape[1])], constant_values=PAD)
+    targets = np.pad(targets, [(0, 0), (0, width - targets.shape[1])], constant_values=PAD)
+    inside = np.arange(width)[None, :] < lengths[:, None]  # (B, width) True on the target span
+    return np.all((predicted == targets) | ~inside, axis=1)
+
+
+def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int = 250,
+             label_smoothing: float = 0.1) -> dict:
+    """{"loss", "token_accuracy", "exact_match", "examples"} of ``model`` on ``pairs``.
+
+    Runs in eval mode (no dropout) without recording a graph; restores the mode after.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = tokens = matches = 0.0
+    try:
+        with mg.no_grad():
+            batch: Batch
+            for batch in batches(pairs, tokenizer, batch_size, shuffle=False):
+                logits = model(batch.src, batch.tgt_in)  # (B, T, V)
+                n_correct, n_tokens = token_accuracy_counts(logits.data, batch.tgt_out)
+                loss = sequence_loss(logits, batch.tgt_out, label_smoothing)  # mean over n_tokens
+                loss_sum += float(loss.data) * n_tokens
+                correct += n_correct
+                tokens += n_tokens
+                predicted = greedy_decode(model, batch.src)  # (B, T') ending in EOS, then PAD
+                matches += int(exact_matches(predicted, batch.tgt_out).sum())
+    finally:
+        model.train(was_training)
+    return {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
+            "exact_match": matches / max(len(pairs), 1), "examples": len(pairs)}

@@ -1,0 +1,85 @@
+"""Pictures of a run: learning curves and attention heatmaps (matplotlib, no display).
+
+The Agg backend draws into files only, so this works on a server without a screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def plot_training(records: list[dict], path, title: str = "") -> Path:
+    """Loss (left) and accuracies (right) against the step, from metrics.jsonl records.
+
+    Records have "split" ("train", "valid" or "test"), "step", "loss", "token_accuracy"
+    and, for held-out splits, "exact_match".
+    """
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    style = {"train": dict(color="tab:blue", alpha=0.6), "valid": dict(color="tab:orange", marker="o", ms=3)}
+    for split, kw in style.items():
+        rows = [r for r in records if r["split"] == split]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        loss_ax.plot(steps, [r["loss"] for r in rows], label=f"{split} loss", **kw)
+        acc_ax.plot(steps, [r["token_accuracy"] for r in rows], label=f"{split} token accuracy",
+                    linestyle=":" if split == "valid" else "-", **kw)
+        if split == "valid":
+            acc_ax.plot(steps, [r["exact_match"] for r in rows], label="valid exact match (greedy)",
+                        color="tab:green", marker="o", ms=3)
+    for test in (r for r in records if r["split"] == "test"):
+        acc_ax.scatter([test["step"]], [test["exact_match"]], color="black", zorder=3,
+                       label=f"test exact match {test['exact_match']:.1%}")
+    loss_ax.set(xlabel="step", ylabel="cross-entropy (label-smoothed)", yscale="log", title="loss")
+    acc_ax.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+@dataclass
+class AttentionMap:
+    """The weights of one attention block for one example, with the tokens on its axes."""
+
+    name: str               # e.g. "decoder.layers.0.cross_attn"
+    weights: np.ndarray     # (H, Tq, Tk), rows sum to 1
+    query_tokens: list[str]  # Tq labels (rows)
+    key_tokens: list[str]    # Tk labels (columns)
+
+
+def plot_attention(maps: list[AttentionMap], path, title: str = "") -> Path:
+    """One heatmap per block (rows of the figure) and head (columns)."""
+    n_heads = max(m.weights.shape[0] for m in maps)
+    cell = 0.16  # inches per token
+    width = max(max(len(m.key_tokens) for m in maps) * cell + 0.9, 1.8)
+    height = max(max(len(m.query_tokens) for m in maps) * cell + 0.9, 1.8)
+    fig, axes = plt.subplots(len(maps), n_heads, figsize=(width * n_heads, height * len(maps)), squeeze=False)
+    for row, m in enumerate(maps):
+        for head in range(n_heads):
+            ax = axes[row, head]
+            if head >= m.weights.shape[0]:
+                ax.axis("off")
+                continue
+            ax.imshow(m.weights[head], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(m.key_tokens)), m.key_tokens, fontsize=7, rotation=90)
+            ax.set_yticks(range(len(m.query_tokens)), m.query_tokens, fontsize=7)
+            ax.set_title(f"{m.name} head {head}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
