@@ -1,0 +1,7 @@
+"""``python -m transformer ...``: see transformer/cli.py."""
+
+import sys
+
+from transformer.cli import main
+
+sys.exit(main())

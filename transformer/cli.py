@@ -1,0 +1,222 @@
+"""The command line: ``python -m transformer {train,translate,attention,graph} --help``.
+
+    python -m transformer train                       # dates, about two minutes
+    python -m transformer translate "26 November 2026" "Thu, Nov 26 2026"
+    python -m transformer attention --text "26 November 2026" --out attn.png
+    python -m transformer graph --depth 2 --out model.svg
+
+Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
+does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from minigrad.checkpoint import CheckpointError
+
+DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
+EXAMPLES_SHOWN = 10
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ("python -m transformer train: error: ...")."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class CommandError(Exception):
+    """An expected failure, reported as one line without a traceback."""
+
+
+# ---------------------------------------------------------------------------- train
+
+def run_train(args):
+    from transformer.decoding import translate
+    from transformer.train import TrainConfig, train
+
+    given = {name: value for name, value in vars(args).items()
+             if name in TRAIN_FLAGS and value is not None}
+    if args.resume:
+        from transformer.checkpoints import read_run_config
+
+        config, _ = read_run_config(args.resume)
+        config = TrainConfig.from_dict({**config["train"], **given})
+    else:
+        config = TrainConfig.for_task(**given)
+    print(f"training {config.task} for {config.steps} steps into {config.out}/"
+          + (f", resuming from {args.resume}" if args.resume else ""))
+    run = train(config, resume=args.resume, progress=not args.quiet)
+    if run.stopped_by:
+        print(f"stopped by {run.stopped_by} at step {run.step}; checkpoint saved to {run.checkpoint}\n"
+              f"continue with: python -m transformer train --resume {run.checkpoint}")
+        return
+    from transformer.tasks import make_splits
+
+    test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
+    shown = test[:EXAMPLES_SHOWN]
+    predictions = translate(run.model, run.tokenizer, [source for source, _ in shown])
+    print("\nexamples from the test split (source → prediction):")
+    for (source, target), prediction in zip(shown, predictions):
+        mark = "✓" if prediction == target else f"✗ (expected {target})"
+        print(f"  {source!r:>38} → {prediction!r} {mark}")
+    print(f"\nexact match on {run.test['examples']} test examples: {run.test['exact_match']:.1%} "
+          f"(token accuracy {run.test['token_accuracy']:.1%}) after {run.step} steps, {run.seconds:.0f} s")
+    print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
+
+
+TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps",
+               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train")
+
+
+def add_train_parser(commands):
+    from transformer.train import MODEL_SIZES, TASK_DEFAULTS
+
+    p = commands.add_parser("train", help="train a model on a task", description=(
+        "Train a Transformer on a synthetic task; unset options take the task's tuned defaults "
+        "(transformer.train.TASK_DEFAULTS). Ctrl-C saves a checkpoint; --resume continues it."))
+    p.add_argument("--task", choices=sorted(TASK_DEFAULTS), help="what to learn (default: dates)")
+    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="examples per step (default 64)")
+    p.add_argument("--model", choices=sorted(MODEL_SIZES), help="model size (default: tiny)")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--optimizer", choices=["adam", "adamw"])
+    p.add_argument("--lr-scale", dest="lr_scale", type=float, help="factor of the Noam schedule")
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
+    p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
+    p.add_argument("--clip-norm", dest="clip_norm", type=float)
+    p.add_argument("--eval-every", dest="eval_every", type=int)
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--n-train", dest="n_train", type=int, help="training examples")
+    p.add_argument("--out", help="run directory (default: runs/<task>)")
+    p.add_argument("--resume", metavar="PATH", help="continue from this checkpoint (its settings, "
+                   "except the options given here)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+
+# ---------------------------------------------------------------------------- translate
+
+def check_known_chars(tokenizer, texts):
+    """CommandError naming the first text with characters outside the vocabulary."""
+    for text in texts:
+        unknown = tokenizer.unknown_chars(text)
+        if unknown:
+            raise CommandError(f"{text!r} contains characters the model does not know: "
+                               f"{''.join(unknown)!r} (it knows {''.join(tokenizer.chars)!r})")
+
+
+def run_translate(args):
+    from transformer.checkpoints import load_trained
+    from transformer.decoding import translate
+
+    trained = load_trained(args.checkpoint)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    check_known_chars(trained.tokenizer, texts)
+    for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
+        print(f"{text} → {output}" if args.show_source else output)
+
+
+def add_translate_parser(commands):
+    p = commands.add_parser("translate", help="run a trained model on texts", description=(
+        "Translate each text (or each line of stdin when no text is given) with a trained model."))
+    p.add_argument("texts", nargs="*", help="source texts, e.g. '26 November 2026'")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--beam", type=positive_int, default=1, help="beam size (1: greedy, the default)")
+    p.add_argument("--show-source", action="store_true", help="print 'source → output'")
+    p.set_defaults(run=run_translate)
+
+
+# ---------------------------------------------------------------------------- attention
+
+ATTENTION_KINDS = {"all": ("self_attn", "cross_attn"), "self": ("self_attn",), "cross": ("cross_attn",)}
+
+
+def run_attention(args):
+    from transformer.checkpoints import load_trained
+    from transformer.inspection import attention_maps
+    from transformer.plots import plot_attention
+    from transformer.tasks import get_task
+
+    trained = load_trained(args.checkpoint)
+    text = args.text
+    if text is None:  # an example of the model's own task
+        text, _ = get_task(trained.train_config["task"]).generate(np.random.default_rng(args.seed))
+    check_known_chars(trained.tokenizer, [text])
+    maps, output = attention_maps(trained.model, trained.tokenizer, text)
+    maps = [m for m in maps if m.name.endswith(ATTENTION_KINDS[args.kind])]
+    path = plot_attention(maps, args.out, title=f"{text} → {output}")
+    print(f"{text} → {output}\nwrote {len(maps)} blocks × {trained.model.config.n_heads} heads to {path}")
+
+
+def add_attention_parser(commands):
+    p = commands.add_parser("attention", help="draw attention heatmaps", description=(
+        "Decode TEXT greedily, run the model once more on (text, output) and draw every head's "
+        "attention: encoder self-, decoder self- and cross-attention, tokens on the axes."))
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--text", help="source text (default: an example of the model's task)")
+    p.add_argument("--kind", choices=sorted(ATTENTION_KINDS), default="all",
+                   help="which blocks: all (default), self (encoder and decoder) or cross")
+    p.add_argument("--seed", type=int, default=0, help="picks the default example")
+    p.add_argument("--out", default="attention.png", help="image file (default: attention.png)")
+    p.set_defaults(run=run_attention)
+
+
+# ---------------------------------------------------------------------------- graph
+
+def run_graph(args):
+    from minigrad.viz import render
+    from transformer.checkpoints import load_trained
+    from transformer.inspection import model_loss
+
+    trained = load_trained(args.checkpoint)
+    loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
+    path = render(loss, args.out, depth=args.depth, fold_repeats=True,
+                  title=f"Transformer forward + loss, depth {args.depth}")
+    print(f"wrote the graph of one forward pass and loss to {path}")
+
+
+def add_graph_parser(commands):
+    p = commands.add_parser("graph", help="draw the model's computation graph", description=(
+        "Run one forward pass and the loss on a small batch and draw the computation graph, "
+        "with modules below --depth collapsed into boxes and repeated layers folded."))
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--depth", type=positive_int, default=2, help="levels of modules drawn open (default 2)")
+    p.add_argument("--batch", type=positive_int, default=2, help="examples in the batch (default 2)")
+    p.add_argument("--out", default="model.svg", help="output file; .svg, .png or .pdf (default: model.svg)")
+    p.set_defaults(run=run_graph)
+
+
+# ---------------------------------------------------------------------------- main
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m transformer", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (add_train_parser, add_translate_parser, add_attention_parser, add_graph_parser):
+        add(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CommandError, CheckpointError, ValueError, OSError) as e:
+        message = " ".join(str(e).split())  # one line, however the message was written
+        print(f"python -m transformer {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
