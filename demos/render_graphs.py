@@ -3,8 +3,9 @@
     python demos/render_graphs.py                   # everything, into demos/out/
     python demos/render_graphs.py --only neuron --out docs/img   # the README picture
 
-Each demo is a function ``(out_dir) -> None`` listed in DEMOS; the Transformer pictures
-(one attention head, the whole model at depth 1 and 2) will join them there.
+Each demo is a function ``(out_dir) -> None`` listed in DEMOS: the neuron, softmax fused
+against composed, one attention head, and the whole (tiny, untrained) Transformer with its
+loss at depth 1 and 2.
 """
 
 from __future__ import annotations
@@ -83,10 +84,43 @@ def demo_softmax(out: Path):
               f"{count_nodes(to_dot(loss, backward=True))}, {len(steps)} VJP steps -> {path}")
 
 
+def demo_attention_head(out: Path):
+    """One head of self-attention over 4 positions of width 8: the projections, the
+    scaled scores, the masked softmax and the weighted sum of the values."""
+    from transformer.attention import MultiHeadAttention, causal_mask
+
+    rng = np.random.default_rng(0)
+    attention = MultiHeadAttention(d_model=8, n_heads=1, rng=rng)
+    x = mg.tensor(rng.standard_normal((1, 4, 8)).astype(np.float32), name="x")
+    y = attention(x, x, x, causal_mask(4))
+    y.name = "y"
+    path = render(y, out / "attention_head.svg", title="one attention head (causal mask)")
+    print(f"attention head: {count_nodes(to_dot(y))} -> {path}")
+
+
+def demo_model(out: Path):
+    """The tiny Transformer's forward pass and loss on a batch of 2 dates, collapsed to
+    depth 1 (encoder, decoder, embeddings as boxes) and depth 2 (layers as boxes, folded)."""
+    from transformer.inspection import model_loss
+    from transformer.model import Transformer, TransformerConfig
+    from transformer.tasks import tokenizer_for
+
+    tokenizer = tokenizer_for("dates")
+    model = Transformer(TransformerConfig.tiny(tokenizer.vocab_size, tokenizer.vocab_size))
+    loss = model_loss(model, tokenizer, "dates")
+    print(f"model: {count_nodes(to_dot(loss))} in full")
+    for depth in (1, 2):
+        path = render(loss, out / f"model_depth{depth}.svg", depth=depth, fold_repeats=True,
+                      title=f"Transformer forward + loss, depth {depth}")
+        print(f"model at depth {depth}: {count_nodes(to_dot(loss, depth=depth, fold_repeats=True))} -> {path}")
+
+
 DEMOS = {
     "neuron": demo_neuron,
     "neuron_backward": demo_neuron_backward,
     "softmax": demo_softmax,
+    "attention_head": demo_attention_head,
+    "model": demo_model,
 }
 
 
