@@ -61,6 +61,31 @@ def _keepdims(g, shape, axes):
     return reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
 
 
+def _sum(data, axes, keepdims=False):
+    """``np.sum(data, axis=axes, keepdims=keepdims)``, faster for the common cases.
+
+    When the summed axes are the trailing ones (a row sum, as in softmax and layer_norm)
+    or the leading ones (a bias gradient) of a contiguous float array, the sum is a
+    matrix-vector product with a vector of ones.  BLAS does that 2-4x faster than
+    numpy's pairwise reduction over short rows.  (Capped at 65,536 terms per sum,
+    beyond which pairwise summation's smaller rounding error is worth its cost.)
+    """
+    k, nd = len(axes), data.ndim
+    if data.dtype.kind == "f" and 0 < k and data.size and data.flags.c_contiguous:
+        kept = (1,) * k if keepdims else ()
+        if axes == tuple(range(nd - k, nd)):
+            terms = math.prod(data.shape[nd - k:])
+            if terms <= 65536:
+                rows = data.reshape(-1, terms) @ np.ones(terms, dtype=data.dtype)
+                return rows.reshape(data.shape[:nd - k] + kept)
+        elif axes == tuple(range(k)):
+            terms = math.prod(data.shape[:k])
+            if terms <= 65536:
+                columns = np.ones(terms, dtype=data.dtype) @ data.reshape(terms, -1)
+                return columns.reshape(kept + data.shape[k:])
+    return np.sum(data, axis=axes, keepdims=keepdims)
+
+
 def _saved(arrays, recompute):
     """Statistics a forward pass kept for its VJP, as Tensors.
 
@@ -280,7 +305,7 @@ def sum(x, axis=None, keepdims=False):
     """Σ over ``axis``.   x̄ = ḡ broadcast back over the summed axes"""
     x = _lift(x)
     axes = _axes(axis, x.ndim, "sum")
-    data = np.sum(x.data, axis=axes, keepdims=keepdims)
+    data = _sum(x.data, axes, keepdims)
     return record("sum", np.asarray(data), (x,), lambda g, out: broadcast_to(
         g if keepdims else _keepdims(g, x.shape, axes), x.shape))
 
@@ -290,7 +315,7 @@ def mean(x, axis=None, keepdims=False):
     x = _lift(x)
     axes = _axes(axis, x.ndim, "mean")
     n = math.prod(x.shape[a] for a in axes)
-    data = np.mean(x.data, axis=axes, keepdims=keepdims)
+    data = _sum(x.data, axes, keepdims) * (1 / n) if n else np.mean(x.data, axis=axes, keepdims=keepdims)
     return record("mean", np.asarray(data), (x,), lambda g, out: broadcast_to(
         (g if keepdims else _keepdims(g, x.shape, axes)) * (1 / n), x.shape))
 
@@ -391,7 +416,7 @@ def sum_to(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
-    data = np.sum(x.data, axis=axes, keepdims=True).reshape(shape) if axes else x.data.reshape(shape)
+    data = _sum(x.data, axes, keepdims=True).reshape(shape) if axes else x.data.reshape(shape)
     return record("sum_to", data, (x,), lambda g, out: broadcast_to(g, x.shape))
 
 
@@ -613,7 +638,7 @@ def _softmax_array(x, axis):
     m = np.max(x, axis=axis, keepdims=True)
     m[~np.isfinite(m)] = 0  # exp(-inf - 0) = 0 rather than exp(-inf + inf) = NaN
     e = np.exp(x - m)
-    s = np.sum(e, axis=axis, keepdims=True)
+    s = _sum(e, (axis % x.ndim,), keepdims=True)
     s[s == 0] = 1
     e /= s
     return e
@@ -635,7 +660,7 @@ def log_softmax(x, axis=-1):
     m = np.max(x.data, axis=axis, keepdims=True)
     m[~np.isfinite(m)] = 0
     shifted = x.data - m
-    s = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    s = _sum(np.exp(shifted), (axis % x.ndim,), keepdims=True)
     s[s == 0] = 1  # a row of -inf stays -inf instead of becoming NaN
     shifted -= np.log(s)
     return record("log_softmax", shifted, (x,),
@@ -649,14 +674,16 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
       x̄ = (ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) / √(σ² + ε),   weight̄ = Σ ḡ·x̂,   bias̄ = Σ ḡ
     """
     x = _lift(x)
-    d = x.shape[-1] if x.ndim else 0
+    if x.ndim == 0:
+        raise ValueError("layer_norm: the input is a scalar; it needs an axis to normalize over")
+    d = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (d,):
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({d},) to match "
                              f"the last axis of the input {x.shape}")
-    mu = x.data.mean(axis=-1, keepdims=True)
-    centered = x.data - mu
-    rstd = 1 / np.sqrt(np.mean(centered * centered, axis=-1, keepdims=True) + eps)
+    last = (x.ndim - 1,)
+    centered = x.data - _sum(x.data, last, keepdims=True) * (1 / d)
+    rstd = 1 / np.sqrt(_sum(centered * centered, last, keepdims=True) * (1 / d) + eps)
     xhat = centered * rstd
     data = xhat
     if weight is not None:
