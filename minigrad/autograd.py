@@ -155,22 +155,25 @@ def _check_finite(op, where, data, allow_inf=False, scope=None):
 def _topological_order(roots):
     """Non-leaf tensors reachable from ``roots``, every tensor after its inputs.
 
-    An explicit stack instead of recursion, so depth is limited only by memory.
+    Depth-first search with an explicit stack of (tensor, iterator over its inputs)
+    instead of recursion, so depth is limited only by memory.
     """
-    order, seen = [], set()
-    stack = [(r, False) for r in roots if r._node is not None]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
+    order, visited = [], set()
+    for root in roots:
+        if root._node is None or id(root) in visited:
             continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        for inp in t._node.inputs:
-            if inp._node is not None and id(inp) not in seen:
-                stack.append((inp, False))
+        visited.add(id(root))
+        stack = [(root, iter(root._node.inputs))]
+        while stack:
+            t, inputs = stack[-1]
+            for inp in inputs:
+                if inp._node is not None and id(inp) not in visited:
+                    visited.add(id(inp))
+                    stack.append((inp, iter(inp._node.inputs)))
+                    break
+            else:  # all inputs done
+                stack.pop()
+                order.append(t)
     return order
 
 
@@ -253,18 +256,18 @@ def _store_leaf_gradients(leaves, root_grads, create_graph):
     (``a + b`` passes ḡ to both), or pass on the caller's cotangent, or return a
     read-only broadcast view; optimizers then change ``.grad`` in place.
     """
-    handed_out = {id(g.data) for g in root_grads}
+    handed_out = {id(g._data) for g in root_grads}
     for leaf, g in leaves:
         if leaf.grad is None:
-            data = g.data
+            data = g._data
             if not create_graph and (id(data) in handed_out or not data.flags.owndata or not data.flags.writeable):
                 g = Tensor._wrap(np.array(data))
-            handed_out.add(id(g.data))
+            handed_out.add(id(g._data))
             leaf.grad = g
         elif create_graph:
             leaf.grad = leaf.grad + g
         else:
-            leaf.grad.data += g.data
+            leaf.grad._data += g._data
             leaf.grad._version += 1
 
 
