@@ -70,7 +70,7 @@ def run_train(args):
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
-TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps",
+TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule",
                "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train")
 
 
@@ -88,6 +88,7 @@ def add_train_parser(commands):
     p.add_argument("--optimizer", choices=["adam", "adamw"])
     p.add_argument("--lr-scale", dest="lr_scale", type=float, help="factor of the Noam schedule")
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
+    p.add_argument("--schedule", choices=["noam", "cosine"], help="lr schedule after warmup (default: noam)")
     p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
     p.add_argument("--clip-norm", dest="clip_norm", type=float)
     p.add_argument("--eval-every", dest="eval_every", type=int)
