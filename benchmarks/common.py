@@ -162,6 +162,20 @@ def blas_info() -> list[dict]:
         return [{"build_blas": "unknown (install threadpoolctl for details)"}]
 
 
+def code_version() -> dict:
+    """The commit measured, and whether minigrad/ or transformer/ had uncommitted edits."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    return {"commit": git("rev-parse", "HEAD"),
+            "uncommitted_changes": git("status", "--porcelain", "--", "minigrad", "transformer")}
+
+
 def machine_info() -> dict:
     import numpy as np
 
@@ -179,5 +193,6 @@ def machine_info() -> dict:
         "blas": blas_info(),
         "torch": torch_version,
         "openblas_overrides_in_parent": {k: os.environ[k] for k in OPENBLAS_OVERRIDES if k in os.environ},
+        "code": code_version(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import child_environment, run_child, summarize
+from benchmarks.common import child_environment, code_version, run_child, summarize
 from benchmarks.configs import CONFIGS, make_batch
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "profile.json")
@@ -115,19 +115,24 @@ def pyspy(config_name, seconds):
         child.stdout.readline()  # "ready"
         with tempfile.NamedTemporaryFile(suffix=".txt") as out:
             done = subprocess.run([exe, "record", "--pid", str(child.pid), "--duration", str(int(seconds)), "--native",
-                                   "--rate", "250", "--format", "raw", "--output", out.name, "--nonblocking"],
+                                   "--rate", "250", "--format", "raw", "--output", out.name],
                                   capture_output=True, text=True)
             lines = open(out.name).read().splitlines()
     finally:
         child.wait()
     if not lines:
         return {"error": f"py-spy gave no samples: {done.stderr.strip()[-500:]}"}
-    counts, total = collections.Counter(), 0
+    counts, by_function, total = collections.Counter(), collections.Counter(), 0
     for line in lines:
         stack, n = line.rsplit(" ", 1)
-        counts[categorize(stack)] += int(n)
+        category = categorize(stack)
+        counts[category] += int(n)
         total += int(n)
-    return {"samples": total, "fractions": {k: v / total for k, v in counts.most_common()}}
+        if category.startswith(("numpy C", "BLAS", "libc")):  # which Python line called the kernel
+            python = [f for f in stack.split(";") if re.search(r"\.py:\d+\)$", f)]
+            by_function[f"{category.split(' (')[0]} <- {python[-1] if python else '?'}"] += int(n)
+    return {"samples": total, "fractions": {k: v / total for k, v in counts.most_common()},
+            "kernel_time_by_calling_line": {k: v / total for k, v in by_function.most_common(25)}}
 
 
 # --------------------------------------------------------------------------- 2. cProfile
@@ -203,9 +208,15 @@ def gc_cost(config_name, steps):
 
 
 def _blas_friendly(a) -> bool:
-    """C-contiguous, or a transpose of the last two axes of a C-contiguous array (BLAS
-    reads both without a copy)."""
-    return a.ndim < 2 or a.flags.c_contiguous or a.swapaxes(-1, -2).flags.c_contiguous
+    """Can numpy hand each 2-D matrix of ``a`` to BLAS without copying?  numpy's rule
+    (is_blasable2d): one of the two inner strides is the item size and the other a
+    multiple of it, at least as long as the matching row or column."""
+    if a.ndim < 2:
+        return True
+    (s0, s1), (n0, n1), item = a.strides[-2:], a.shape[-2:], a.itemsize
+    rows_ok = s1 == item and s0 % item == 0 and s0 // item >= n1
+    cols_ok = s0 == item and s1 % item == 0 and s1 // item >= n0
+    return rows_ok or cols_ok
 
 
 def audit(config_name):
@@ -295,6 +306,9 @@ def print_report(name, r):
         print(f"py-spy, {spy['samples']} samples:")
         for k, v in spy["fractions"].items():
             print(f"  {v:6.1%}  {k}")
+        print("  native time by the Python line that called it (top 12):")
+        for k, v in list(spy["kernel_time_by_calling_line"].items())[:12]:
+            print(f"    {v:6.1%}  {k}")
     else:
         print(f"py-spy: {spy.get('error')}")
     g = r.get("gc", {})
@@ -335,7 +349,7 @@ def main(argv=None):
         return loop(args.loop, args.seconds)
     if args.part:
         return part(args.part, args.configs[0], args.steps)
-    results = {}
+    results = {"code": code_version(), "load_average_at_start": os.getloadavg()}
     for name in args.configs:
         r = {"pyspy": pyspy(name, args.seconds)}
         for p in ("gc", "cprofile", "audit"):

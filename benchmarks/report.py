@@ -114,12 +114,14 @@ def train_table(train):
                      cell(m, "peak_rss_mb", spec=".0f"), cell(t, "peak_rss_mb", spec=".0f"),
                      _fmt(_ratio(m and m["peak_rss_mb"], t and t["peak_rss_mb"])),
                      _fmt(m and m["peak_rss_mb"] - m["rss_after_imports_mb"], ".0f"),
-                     _fmt(t and t["peak_rss_mb"] - t["rss_after_imports_mb"], ".0f")])
+                     _fmt(t and t["peak_rss_mb"] - t["rss_after_imports_mb"], ".0f"),
+                     "/".join(_fmt(r and r.get("load_average_1min", [None])[0], ".1f") for r in (m, t))])
     header = ["config", "thr", "mg ms", "torch ms", "time mg/pt", "mg tok/s", "pt tok/s",
-              "mg GF/s", "pt GF/s", "mg RSS MB", "pt RSS MB", "RSS mg/pt", "mg ΔRSS", "pt ΔRSS"]
+              "mg GF/s", "pt GF/s", "mg RSS MB", "pt RSS MB", "RSS mg/pt", "mg ΔRSS", "pt ΔRSS", "load mg/pt"]
     return ("training step (zero_grad+forward+loss+backward+Adam), median ±IQR; tokens = src+tgt positions;\n"
             "GFLOP/s = analytic matmul FLOPs (benchmarks/configs.py) / median step time;\n"
-            "RSS = peak VmHWM of the run's own process; ΔRSS = peak minus RSS right after importing the framework\n"
+            "RSS = peak VmHWM of the run's own process; ΔRSS = peak minus RSS right after importing the framework;\n"
+            "load = 1-minute load average when the run started (above cores - threads, other processes compete)\n"
             + _table(header, rows))
 
 
