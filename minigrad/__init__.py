@@ -35,6 +35,7 @@ from minigrad.ops import (
     gelu,
     getitem,
     layer_norm,
+    linear,
     log,
     log_softmax,
     masked_fill,

@@ -566,16 +566,30 @@ def matmul(a, b):
 
 
 def _matmul_folded(a, b):
-    """(..., n, k) @ (k, m), the shape of every Linear layer.  The batch axes fold into
-    the rows: one large GEMM instead of one small GEMM per batch entry, and b̄ = aᵀ @ ḡ
-    comes out summed over the batch by the GEMM itself."""
-    k, m = b.shape
-    if a.shape[-1] != k:
-        raise _matmul_error(a, b)
-    data = np.matmul(a.data.reshape(-1, k), b.data).reshape(a.shape[:-1] + (m,))
-    return record("matmul", data, (a, b),
-                  lambda g, out: matmul(g, swapaxes(b, -1, -2)),
-                  lambda g, out: matmul(swapaxes(reshape(a, (-1, k)), 0, 1), reshape(g, (-1, m))))
+    """(..., n, k) @ (k, m), the shape of every Linear layer: see ``linear``."""
+    return linear(a, b, None, op="matmul")
+
+
+def linear(x, weight, bias=None, *, op="linear"):
+    """x @ weight + bias, with weight (in, out): a Linear layer as one op.
+
+    x (..., in) -> (..., out).  The batch axes fold into rows, so the forward pass and
+    the weight gradient are one large GEMM each instead of one small GEMM per batch entry.
+      x̄ = ḡ Wᵀ,   W̄ = x₂ᵀ ḡ₂ (x and ḡ as matrices of rows),   b̄ = ḡ summed over the rows
+    """
+    x, weight = _pair(x, weight)
+    k, m = weight.shape
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise _matmul_error(x, weight)
+    data = np.matmul(x.data.reshape(-1, k), weight.data)
+    if bias is not None:
+        data += bias.data
+    data = data.reshape(x.shape[:-1] + (m,))
+    rules = [lambda g, out: matmul(g, swapaxes(weight, 0, 1)),
+             lambda g, out: matmul(swapaxes(reshape(x, (-1, k)), 0, 1), reshape(g, (-1, m)))]
+    if bias is None:
+        return record(op, data, (x, weight), *rules)
+    return record(op, data, (x, weight, bias), *rules, lambda g, out: sum_to(g, (m,)))
 
 
 def _matmul_error(a, b):

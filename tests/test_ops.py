@@ -160,6 +160,14 @@ def matmul_inputs(draw):
 
 
 @st.composite
+def linear_inputs(draw):
+    batch = draw(shapes(max_dims=2, max_side=3))
+    k, m = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    x, w, b = draw(arrays(batch + (k,))), draw(arrays((k, m))), draw(arrays((m,)))
+    return (x, w, b), {"bias": draw(st.booleans())}
+
+
+@st.composite
 def where_inputs(draw):
     cond_shape, a_shape, b_shape = draw(broadcastable_shapes(num_shapes=3, max_side=3))
     return (draw(arrays(a_shape)), draw(arrays(b_shape))), {"condition": draw(hnp.arrays(bool, cond_shape))}
@@ -300,6 +308,8 @@ CASES = [
          lambda x, sections, axis: np.stack(np.split(x, sections, axis))),
     Case("pad", pad_inputs(), mg.pad, lambda x, pad_width, value: np.pad(x, pad_width, constant_values=value)),
     Case("matmul", matmul_inputs(), lambda a, b: a @ b, np.matmul),
+    Case("linear", linear_inputs(), lambda x, w, b, bias: mg.linear(x, w, b if bias else None),
+         lambda x, w, b, bias: x @ w + (b if bias else 0)),
     Case("where", where_inputs(), lambda a, b, condition: mg.where(condition, a, b),
          lambda a, b, condition: np.where(condition, a, b)),
     Case("masked_fill", masked_fill_inputs(), mg.masked_fill, lambda x, mask, value: np.where(mask, value, x)),

@@ -45,8 +45,7 @@ class Linear(Module):
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"{self._qualified_name} (Linear {self.in_features}->{self.out_features}): "
                              f"input has shape {x.shape}, expected (..., {self.in_features})")
-        y = x @ self.weight
-        return y if self.bias is None else y + self.bias
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
