@@ -23,6 +23,7 @@ from minigrad.ops import (
     abs,
     add,
     astype,
+    attention,
     broadcast_to,
     clip,
     concatenate,

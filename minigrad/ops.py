@@ -658,9 +658,13 @@ def _stable_shift(x, axis):
     return x - m
 
 
-def _softmax_array(x, axis):
-    """Stable softmax in numpy; a row that is all -inf gives zeros instead of NaN."""
-    e = np.exp(_stable_shift(x, axis))
+def _softmax_array(x, axis, overwrite=False):
+    """Stable softmax in numpy; a row that is all -inf gives zeros instead of NaN.
+    ``overwrite=True`` computes it in x's own buffer."""
+    m = _max_along(x, axis)
+    m[~np.isfinite(m)] = 0
+    e = np.subtract(x, m, out=x if overwrite else None)
+    np.exp(e, out=e)
     s = _sum(e, (axis % x.ndim,), keepdims=True)
     s[s == 0] = 1
     e *= 1 / s
@@ -686,6 +690,84 @@ def log_softmax(x, axis=-1):
     shifted -= np.log(s)
     return record("log_softmax", shifted, (x,),
                   lambda g, out: g - exp(out) * sum(g, axis, keepdims=True))
+
+
+def attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
+    """softmax(q kᵀ / √d_k) v in one op: the Transformer's attention with a hand-derived VJP.
+
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v); ``mask`` (boolean, True where a
+    query may attend to a key) broadcasts to (..., Tq, Tk); masked scores are -inf, so
+    their weight is exactly 0 (and a row with nothing to attend to gives zeros).
+    ``dropout_p`` drops weights with ``rng`` (scaling the rest by 1/(1 - p)).
+    Returns (output (..., Tq, d_v) Tensor, weights (..., Tq, Tk) numpy array to look at).
+
+    With P = softmax(S), S = q kᵀ/√d_k, D the dropout mask (all ones without dropout) and
+    W = P·D the weights applied to v:
+      v̄ = Wᵀ ḡ,   Ṗ = (ḡ vᵀ)·D,   S̄ = P·(Ṗ - Σₖ Ṗ·P),   q̄ = S̄ k / √d_k,   k̄ = S̄ᵀ q / √d_k
+    ``transformer/attention.py`` composes the same function from elementary ops.
+    """
+    q, k, v = _lift(q), _lift(k), _lift(v)
+    if dropout_p and rng is None:
+        raise ValueError("attention: dropout_p > 0 needs rng, a numpy Generator for the dropout masks")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    try:
+        scores = np.matmul(q.data, np.swapaxes(k.data, -1, -2))
+        scores *= scale
+        if mask is not None:
+            np.copyto(scores, -np.inf, where=~np.asarray(mask, dtype=bool))
+        weights = _softmax_array(scores, -1, overwrite=True)  # P, in the scores' buffer
+        keep = None
+        if dropout_p:
+            keep = (rng.random(weights.shape, dtype=np.float32) >= dropout_p) * np.asarray(
+                1 / (1 - dropout_p) if dropout_p < 1 else 0, dtype=weights.dtype)
+        applied = weights * keep if keep is not None else weights  # W
+        data = np.matmul(applied, v.data)
+    except ValueError:
+        raise ValueError(f"attention: q {q.shape}, k {k.shape}, v {v.shape} and mask "
+                         f"{None if mask is None else np.shape(mask)} do not fit (..., Tq, d_k), "
+                         "(..., Tk, d_k), (..., Tk, d_v) and (..., Tq, Tk)") from None
+
+    def score_gradient(g):
+        """S̄ as an array (ordinary backward)."""
+        dp = np.matmul(g.data, np.swapaxes(v.data, -1, -2))
+        if keep is not None:
+            dp *= keep
+        dp -= _sum(dp * weights, (dp.ndim - 1,), keepdims=True)
+        dp *= weights
+        dp *= scale
+        return dp
+
+    def differentiable_weights():
+        """P as a function of q and k, for a backward that records a graph."""
+        s = matmul(q * scale, swapaxes(k, -1, -2))
+        return softmax(s if mask is None else masked_fill(s, ~np.asarray(mask, dtype=bool), -np.inf), -1)
+
+    def differentiable_score_gradient(g):
+        p = differentiable_weights()
+        dp = matmul(g, swapaxes(v, -1, -2))
+        if keep is not None:
+            dp = dp * keep
+        return p * (dp - sum(dp * p, -1, keepdims=True)) * scale
+
+    cache = {}  # S̄ is shared by the q and k rules: compute it once per backward
+
+    def ds(g):
+        if cache.get("g") is not g:
+            cache["g"] = g
+            cache["ds"] = differentiable_score_gradient(g) if is_grad_enabled() else Tensor._wrap(score_gradient(g))
+        return cache["ds"]
+
+    def applied_weights():
+        if not is_grad_enabled():
+            return Tensor._wrap(applied)
+        p = differentiable_weights()
+        return p * keep if keep is not None else p
+
+    out = record("attention", data, (q, k, v),
+                 lambda g, out: matmul(ds(g), k),
+                 lambda g, out: matmul(swapaxes(ds(g), -1, -2), q),
+                 lambda g, out: matmul(swapaxes(applied_weights(), -1, -2), g))
+    return out, applied
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):

@@ -168,6 +168,32 @@ def linear_inputs(draw):
 
 
 @st.composite
+def attention_inputs(draw):
+    batch = draw(shapes(max_dims=2, max_side=2))
+    tq, tk, dk, dv = (draw(st.integers(1, 3)) for _ in range(4))
+    q, k, v = draw(arrays(batch + (tq, dk))), draw(arrays(batch + (tk, dk))), draw(arrays(batch + (tk, dv)))
+    mask = draw(st.none() | hnp.arrays(bool, batch + (tq, tk)))
+    return (q, k, v), {"mask": mask, "dropout_p": draw(st.sampled_from([0.0, 0.5]))}
+
+
+def _attention(q, k, v, mask, dropout_p):
+    return mg.attention(q, k, v, mask, dropout_p, np.random.default_rng(0))[0]
+
+
+def _np_attention(q, k, v, mask, dropout_p):
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    top = scores.max(-1, keepdims=True)
+    e = np.exp(scores - np.where(np.isfinite(top), top, 0))
+    total = e.sum(-1, keepdims=True)
+    p = e / np.where(total == 0, 1, total)
+    if dropout_p:
+        p = p * (np.random.default_rng(0).random(p.shape, dtype=np.float32) >= dropout_p) / (1 - dropout_p)
+    return p @ v
+
+
+@st.composite
 def where_inputs(draw):
     cond_shape, a_shape, b_shape = draw(broadcastable_shapes(num_shapes=3, max_side=3))
     return (draw(arrays(a_shape)), draw(arrays(b_shape))), {"condition": draw(hnp.arrays(bool, cond_shape))}
@@ -310,6 +336,7 @@ CASES = [
     Case("matmul", matmul_inputs(), lambda a, b: a @ b, np.matmul),
     Case("linear", linear_inputs(), lambda x, w, b, bias: mg.linear(x, w, b if bias else None),
          lambda x, w, b, bias: x @ w + (b if bias else 0)),
+    Case("attention", attention_inputs(), _attention, _np_attention),
     Case("where", where_inputs(), lambda a, b, condition: mg.where(condition, a, b),
          lambda a, b, condition: np.where(condition, a, b)),
     Case("masked_fill", masked_fill_inputs(), mg.masked_fill, lambda x, mask, value: np.where(mask, value, x)),

@@ -50,6 +50,25 @@ def test_attention_gradcheck_with_and_without_mask(q, k, v, data):
     check_grad(lambda q_, k_, v_: scaled_dot_product_attention(q_, k_, v_, mask)[0], q, k, v)
 
 
+@given(arrays((2, 3, 4)), arrays((2, 5, 4)), arrays((2, 5, 3)), st.data())
+def test_fused_attention_equals_the_composed_function(q, k, v, data):
+    mask = data.draw(st.none() | hnp.arrays(bool, (2, 3, 5)))
+    p, seed = data.draw(st.sampled_from([0.0, 0.3])), data.draw(st.integers(0, 9))
+    cotangent = np.random.default_rng(seed).standard_normal((2, 3, 3))
+    results = []
+    for fused in (True, False):
+        leaves = [mg.Tensor(a, requires_grad=True) for a in (q, k, v)]
+        if fused:
+            out, weights = mg.attention(*leaves, mask, p, np.random.default_rng(seed))
+        else:
+            out, weights = scaled_dot_product_attention(*leaves, mask, nn.Dropout(p, np.random.default_rng(seed)))
+            weights = weights.data
+        out.backward(mg.Tensor(cotangent))
+        results.append([out.data, weights] + [t.grad.data for t in leaves])
+    for fused, composed in zip(*results):
+        np.testing.assert_allclose(fused, composed, rtol=1e-10, atol=1e-12)
+
+
 @given(arrays((2, 3, D)), arrays((2, 2, D)), st.booleans())
 def test_multi_head_attention_gradcheck(x, memory, masked):
     mha = MultiHeadAttention(D, H, rng=np.random.default_rng(1), dtype=F64)

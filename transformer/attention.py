@@ -86,7 +86,9 @@ class MultiHeadAttention(nn.Module):
     for different relations at the same cost as one full-width head.
 
     ``keep_weights = True`` keeps the last attention weights (B, H, Tq, Tk) in
-    ``self.weights`` (a numpy array) for plotting.
+    ``self.weights`` (a numpy array) for plotting.  ``fused = False`` computes attention
+    with ``scaled_dot_product_attention`` (six graph nodes) instead of ``mg.attention``
+    (one node, the same function, faster).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, *, rng=None,
@@ -102,6 +104,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout, dropout_rng)
         self.keep_weights = False
         self.weights = None
+        self.fused = True  # minigrad's one-op attention; False runs the composed function above
 
     def split_heads(self, x):
         """(B, T, d_model) -> (B, H, T, d_k)"""
@@ -127,7 +130,12 @@ class MultiHeadAttention(nn.Module):
             v = self.split_heads(self.w_v(value))
             if cache is not None:
                 k, v = cache.update(k, v)
-        out, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout)
+        if self.fused:
+            p = self.dropout.p if self.training else 0.0
+            out, weights = mg.attention(q, k, v, mask, p, self.dropout.rng)
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout)
+            weights = weights.data
         if self.keep_weights:
-            self.weights = weights.data
+            self.weights = weights
         return self.w_o(self.merge_heads(out))
