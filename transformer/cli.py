@@ -88,7 +88,7 @@ def add_train_parser(commands):
     p.add_argument("--optimizer", choices=["adam", "adamw"])
     p.add_argument("--lr-scale", dest="lr_scale", type=float, help="factor of the Noam schedule")
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
-    p.add_argument("--schedule", choices=["noam", "cosine"], help="lr schedule after warmup (default: noam)")
+    p.add_argument("--schedule", choices=["noam", "cosine"], help="lr schedule after warmup (default: cosine)")
     p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
     p.add_argument("--clip-norm", dest="clip_norm", type=float)
     p.add_argument("--eval-every", dest="eval_every", type=int)

@@ -54,7 +54,7 @@ MODEL_SIZES = {
 # near 1% exact match), a cosine decay to 0 ends far better than the Noam schedule, whose
 # lr stays high enough for late loss spikes, and dropout only slows these tasks down.
 TASK_DEFAULTS = {
-    "copy": dict(steps=400, warmup_steps=30, lr_scale=0.25, dropout=0.0, n_train=20_000, eval_every=100),
+    "copy": dict(steps=400, warmup_steps=30, lr_scale=0.25, dropout=0.0, n_train=40_000, eval_every=100),
     "reverse": dict(steps=800, warmup_steps=30, lr_scale=0.2, dropout=0.0, n_train=20_000, eval_every=100),
     "sort": dict(steps=600, warmup_steps=30, lr_scale=0.25, dropout=0.0, n_train=20_000, eval_every=100),
     "dates": dict(steps=2000, warmup_steps=200, lr_scale=0.3, dropout=0.0, n_train=50_000, eval_every=250),
