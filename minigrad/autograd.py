@@ -260,7 +260,7 @@ def _store_leaf_gradients(leaves, root_grads, create_graph):
     for leaf, g in leaves:
         if leaf.grad is None:
             data = g._data
-            if not create_graph and (id(data) in handed_out or not data.flags.owndata or not data.flags.writeable):
+            if not create_graph and (id(data) in handed_out or data.base is not None or not data.flags.writeable):
                 g = Tensor._wrap(np.array(data))
             handed_out.add(id(g._data))
             leaf.grad = g
@@ -273,8 +273,6 @@ def _store_leaf_gradients(leaves, root_grads, create_graph):
 
 def _undo_broadcast(gi, inp, op, index):
     """Sum a broadcast gradient back to its input's shape, or name the broken rule."""
-    from minigrad import ops
-
     try:
         fits = np.broadcast_shapes(inp.shape, gi.shape) == gi.shape
     except ValueError:
@@ -285,7 +283,7 @@ def _undo_broadcast(gi, inp, op, index):
             f"which has shape {inp.shape}; a gradient must have its input's shape "
             "(or a shape that broadcasting the input produces)."
         )
-    gi = ops.sum_to(gi, inp.shape)
+    gi = sum_to(gi, inp.shape)
     assert gi.shape == inp.shape, f"sum_to gave {gi.shape} for {inp.shape} in '{op}'"
     return gi
 
@@ -373,6 +371,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return result[0] if single else tuple(result)
 
 
-# Imported last: tensor.py imports this module first (minigrad/__init__ always loads the
-# engine before Tensor), and Tensor is only needed when ops run.
+# Imported last: ops.py and tensor.py import this module first (minigrad/__init__ always loads the
+# engine before them), and both are needed only when ops run.
+from minigrad.ops import sum_to  # noqa: E402
 from minigrad.tensor import Tensor  # noqa: E402
