@@ -37,10 +37,11 @@ def summarize(samples: list[float]) -> dict:
             "min": ordered[0], "n": len(ordered)}
 
 
-def time_per_call(fn, *, min_time: float = 0.02, repeats: int = 7, warmup: int = 3) -> dict:
-    """Seconds per call of ``fn()``: after ``warmup`` calls, pick a loop count so one
-    repeat lasts about ``min_time``, time ``repeats`` such loops with perf_counter and
-    summarize the per-call times (median over repeats, IQR as the spread)."""
+def time_per_call(fn, *, min_time: float = 0.02, repeats: int = 7, warmup: int = 3, unit: float = 1.0) -> dict:
+    """Time per call of ``fn()`` in seconds × ``unit`` (1e3: ms, 1e6: µs): after ``warmup``
+    calls, pick a loop count so one repeat lasts about ``min_time``, time ``repeats`` such
+    loops with perf_counter and summarize the per-call times (median over repeats, IQR
+    as the spread)."""
     for _ in range(warmup):
         fn()
     loops, elapsed = 1, 0.0
@@ -57,7 +58,7 @@ def time_per_call(fn, *, min_time: float = 0.02, repeats: int = 7, warmup: int =
         start = time.perf_counter()
         for _ in range(loops):
             fn()
-        samples.append((time.perf_counter() - start) / loops)
+        samples.append((time.perf_counter() - start) / loops * unit)
     result = summarize(samples)
     result["loops"] = loops
     return result

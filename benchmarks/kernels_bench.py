@@ -144,13 +144,10 @@ def bench(quick: bool = False, configs=("tiny", "small", "base")) -> dict:
             g = None if out is None else rng.standard_normal(out).astype(np.float32)
             row = {"kernel": kernel, "config": name, "shapes": [list(s) for s in shape_args]}
             row["minigrad_ms"] = time_per_call(minigrad_case(kernel, arrays, extra, c, g),
-                                               min_time=min_time, repeats=repeats)
+                                               min_time=min_time, repeats=repeats, unit=1e3)
             if torch is not None:
                 row["torch_ms"] = time_per_call(torch_case(torch, kernel, arrays, extra, c, g),
-                                                min_time=min_time, repeats=repeats)
-            for key in ("minigrad_ms", "torch_ms"):
-                if key in row:
-                    row[key] = {k: (v * 1e3 if k not in ("n", "loops") else v) for k, v in row[key].items()}
+                                                min_time=min_time, repeats=repeats, unit=1e3)
             rows.append(row)
     return {"torch_available": torch is not None, "rows": rows}
 

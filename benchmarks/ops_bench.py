@@ -134,17 +134,15 @@ def bench(quick: bool = False) -> dict:
             out_shape = forward(mg, op, *(mg.tensor(a) for a in (x, y, w, b))).shape
             g = np.asarray(rng.standard_normal(out_shape), dtype=np.float32)
             row = {"op": op, "size": size_name}
-            row["numpy_us"] = time_per_call(numpy_case(op, x, y, w, b, g), min_time=min_time, repeats=repeats)
+            row["numpy_us"] = time_per_call(numpy_case(op, x, y, w, b, g), min_time=min_time, repeats=repeats,
+                                            unit=1e6)
             mg_arrays = [mg.tensor(a, requires_grad=True) for a in (x, y, w, b)]
             row["minigrad_us"] = time_per_call(graph_case(mg, op, mg_arrays, lambda out: mg.tensor(g)),
-                                               min_time=min_time, repeats=repeats)
+                                               min_time=min_time, repeats=repeats, unit=1e6)
             if torch is not None:
                 t_arrays = [torch.tensor(a, requires_grad=True) for a in (x, y, w, b)]
                 row["torch_us"] = time_per_call(graph_case(torch, op, t_arrays, lambda out: torch.from_numpy(g)),
-                                                min_time=min_time, repeats=repeats)
-            for key in ("numpy_us", "minigrad_us", "torch_us"):
-                if key in row:
-                    row[key] = {k: (v * 1e6 if k not in ("n", "loops") else v) for k, v in row[key].items()}
+                                                min_time=min_time, repeats=repeats, unit=1e6)
             results.append(row)
     return {"torch_available": torch is not None, "rows": results}
 
