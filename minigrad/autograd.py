@@ -188,7 +188,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
     for r, g in zip(roots, root_grads):
         _add_gradient(leaves if r._node is None else grads, r, g)
     wanted = None if inputs is None else {id(t): [t, None] for t in inputs}
-    tracer = STATE.tracer
+    tracer, anomaly = STATE.tracer, STATE.anomaly
     order = _topological_order(roots)
 
     recording = STATE.grad_enabled
@@ -215,9 +215,9 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 if not inp.requires_grad:
                     continue
                 gi = vjp(g, t)
-                if gi.shape != inp.shape:
+                if gi._data.shape != inp._data.shape:
                     gi = _undo_broadcast(gi, inp, node.op, i)
-                if STATE.anomaly:
+                if anomaly:
                     _check_finite(node.op, f"backward (gradient of input {i})", gi.data, scope=node.scope)
                 if step_grads is not None:
                     step_grads.append((i, gi))

@@ -37,6 +37,9 @@ class Tensor:
     ``data``: the numpy array.  ``grad``: a Tensor accumulated by ``backward()`` (leaves
     only) until zeroed.  ``requires_grad``: whether ops on it are recorded.  ``name``:
     optional label used when rendering graphs.
+
+    ``Tensor(array)`` wraps a numpy array without copying it (like ``torch.from_numpy``);
+    ``minigrad.tensor(data)`` always copies (like ``torch.tensor``).
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "name", "_node", "_version", "__weakref__")
