@@ -650,20 +650,18 @@ def _max_along(x, axis):
     return np.max(x, axis=axis, keepdims=True)
 
 
-def _stable_shift(x, axis):
-    """x - max(x) along ``axis``; a row that is all -inf is shifted by 0 (not by -inf,
-    which would give -inf + inf = NaN), so it becomes exp(-inf) = 0 downstream."""
+def _stable_shift(x, axis, out=None):
+    """x - max(x) along ``axis`` (into ``out`` if given); a row that is all -inf is shifted
+    by 0 (not by -inf, which would give -inf + inf = NaN), so it becomes exp(-inf) = 0."""
     m = _max_along(x, axis)
     m[~np.isfinite(m)] = 0
-    return x - m
+    return np.subtract(x, m, out=out)
 
 
 def _softmax_array(x, axis, overwrite=False):
     """Stable softmax in numpy; a row that is all -inf gives zeros instead of NaN.
     ``overwrite=True`` computes it in x's own buffer."""
-    m = _max_along(x, axis)
-    m[~np.isfinite(m)] = 0
-    e = np.subtract(x, m, out=x if overwrite else None)
+    e = _stable_shift(x, axis, out=x if overwrite else None)
     np.exp(e, out=e)
     s = _sum(e, (axis % x.ndim,), keepdims=True)
     s[s == 0] = 1
