@@ -215,3 +215,15 @@ def test_saved_file_is_readable_json(tmp_path, char):
     path = tmp_path / "tok.json"
     char.save(path)
     assert json.loads(path.read_text(encoding="utf-8")) == {"type": "char", "chars": char.chars}
+
+
+def test_to_dict_round_trips_and_bad_dicts_are_named():
+    from transformer.tokenizer import tokenizer_from_dict
+
+    for tokenizer in (CharTokenizer.from_texts(["abc"]), BPETokenizer.train(["aaab aaab aab"] * 5, 270)):
+        again = tokenizer_from_dict(tokenizer.to_dict())
+        assert type(again) is type(tokenizer) and again.encode("aab c") == tokenizer.encode("aab c")
+    with pytest.raises(ValueError, match=r"ckpt: not a tokenizer .*found 'wordpiece'"):
+        tokenizer_from_dict({"type": "wordpiece"}, source="ckpt")
+    with pytest.raises(ValueError, match="ckpt: malformed char tokenizer: missing field"):
+        tokenizer_from_dict({"type": "char"}, source="ckpt")

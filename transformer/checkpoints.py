@@ -17,31 +17,12 @@ from dataclasses import dataclass
 
 from minigrad.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer.model import Transformer, TransformerConfig
-from transformer.tokenizer import BPETokenizer, CharTokenizer, Tokenizer
-
-
-def tokenizer_to_dict(tokenizer: Tokenizer) -> dict:
-    """A tokenizer -> JSON-able dict (the same fields as its saved file)."""
-    if isinstance(tokenizer, CharTokenizer):
-        return {"type": "char", "chars": tokenizer.chars}
-    if isinstance(tokenizer, BPETokenizer):
-        return {"type": "bpe", "merges": [list(pair) for pair in tokenizer.merges]}
-    raise TypeError(f"tokenizer_to_dict: cannot store a {type(tokenizer).__name__}")
-
-
-def tokenizer_from_dict(data: dict) -> Tokenizer:
-    """Inverse of ``tokenizer_to_dict``."""
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind == "char":
-        return CharTokenizer(data["chars"])
-    if kind == "bpe":
-        return BPETokenizer(data["merges"])
-    raise ValueError(f"unknown tokenizer type {kind!r} (expected 'char' or 'bpe')")
+from transformer.tokenizer import Tokenizer, tokenizer_from_dict
 
 
 def save_training_checkpoint(path, model, tokenizer, optimizer, schedule, train_config: dict, extra: dict):
     """Write everything a run needs to ``path`` (atomically, via minigrad.checkpoint)."""
-    config = {"model": model.config.to_dict(), "train": train_config, "tokenizer": tokenizer_to_dict(tokenizer)}
+    config = {"model": model.config.to_dict(), "train": train_config, "tokenizer": tokenizer.to_dict()}
     save_checkpoint(path, model, optimizer, schedule, config=config, extra=extra)
 
 
@@ -74,7 +55,7 @@ def load_trained(path) -> Trained:
     config, extra = read_run_config(path)
     try:
         model = Transformer(TransformerConfig.from_dict(config["model"]))
-        tokenizer = tokenizer_from_dict(config["tokenizer"])
+        tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: the stored model or tokenizer config is invalid: {e}") from e
     load_checkpoint(path, model)

@@ -85,10 +85,13 @@ class Tokenizer:
         """(B, L) ids -> B texts (PAD and the other specials dropped when ``skip_special``)."""
         return [self.decode(row, skip_special=skip_special) for row in ids]
 
+    def to_dict(self) -> dict:
+        """A JSON-able dict, with a "type" field; ``tokenizer_from_dict`` reads it back."""
+        return {"type": self.type_name, **self._to_json()}
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as JSON.  Atomic: a crash never leaves a half-written file."""
-        data = {"type": self.type_name, **self._to_json()}
-        write_json_atomic(path, data)
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
@@ -374,13 +377,19 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a tokenizer file (invalid JSON: {e})") from e
+    return tokenizer_from_dict(data, source=str(path))
+
+
+def tokenizer_from_dict(data, source: str = "tokenizer_from_dict") -> Tokenizer:
+    """The tokenizer ``Tokenizer.to_dict`` described; ValueError naming ``source`` if the
+    dict is not a valid tokenizer."""
     if not isinstance(data, dict) or data.get("type") not in TOKENIZER_TYPES:
         found = data.get("type") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path}: not a tokenizer file (expected an object with \"type\" one of "
+        raise ValueError(f"{source}: not a tokenizer (expected an object with \"type\" one of "
                          f"{sorted(TOKENIZER_TYPES)}, found {found!r})")
     try:
         return TOKENIZER_TYPES[data["type"]]._from_json(data)
     except KeyError as e:
-        raise ValueError(f"{path}: malformed {data['type']} tokenizer: missing field {e}") from e
+        raise ValueError(f"{source}: malformed {data['type']} tokenizer: missing field {e}") from e
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: malformed {data['type']} tokenizer: {e}") from e
+        raise ValueError(f"{source}: malformed {data['type']} tokenizer: {e}") from e
