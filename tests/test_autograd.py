@@ -302,3 +302,15 @@ def test_softmax_of_fully_masked_row_is_defined():
     (p.sum() + mg.where(np.isfinite(lp.data), lp, 0.0).sum()).backward()
     assert np.isfinite(x.grad.data).all()
     np.testing.assert_array_equal(x.grad.data[mask], 0.0)
+
+
+@given(arrays(shapes(max_dims=2)))
+def test_astype_gradient_converts_back(x):
+    # float64 -> float32 -> float64 is the identity up to float32 rounding (~1e-7), so a
+    # wide finite-difference step measures its derivative (1) accurately.
+    from minigrad import gradcheck
+
+    t = mg.Tensor(x, requires_grad=True)
+    assert gradcheck(lambda v: (v.astype(np.float32) * 3).astype(np.float64), [t], eps=1e-2, atol=1e-4)
+    g = mg.grad(t.astype(np.float32).sum(), t)
+    assert g.dtype == np.float64 and np.all(g.data == 1)
