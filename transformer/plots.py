@@ -42,12 +42,7 @@ def plot_training(records: list[dict], path, title: str = "") -> Path:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title, dpi=90)
 
 
 @dataclass
@@ -77,9 +72,14 @@ def plot_attention(maps: list[AttentionMap], path, title: str = "") -> Path:
             ax.set_xticks(range(len(m.key_tokens)), m.key_tokens, fontsize=7, rotation=90)
             ax.set_yticks(range(len(m.query_tokens)), m.query_tokens, fontsize=7)
             ax.set_title(f"{m.name} head {head}", fontsize=8)
+    return _save(fig, path, title, dpi=80)
+
+
+def _save(fig, path, title, dpi) -> Path:
+    """Title, lay out, write and close a figure."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return Path(path)
