@@ -541,8 +541,8 @@ def matmul(a, b):
     back by the engine.  A 1-D operand is treated as a row (a) or column (b) vector.
     """
     a, b = _pair(a, b)
-    if a.ndim > 2 and b.ndim == 2:
-        return _matmul_folded(a, b)
+    if a.ndim > 2 and b.ndim == 2:  # the shape of every Linear layer: one GEMM, see linear
+        return linear(a, b, None, op="matmul")
     try:
         data = np.matmul(a.data, b.data)
     except ValueError:
@@ -563,11 +563,6 @@ def matmul(a, b):
         return matmul(swapaxes(a, -1, -2), g)
 
     return record("matmul", data, (a, b), grad_a, grad_b)
-
-
-def _matmul_folded(a, b):
-    """(..., n, k) @ (k, m), the shape of every Linear layer: see ``linear``."""
-    return linear(a, b, None, op="matmul")
 
 
 def linear(x, weight, bias=None, *, op="linear"):
