@@ -43,7 +43,7 @@ from benchmarks.common import child_environment, code_version, run_child, summar
 from benchmarks.configs import CONFIGS, make_batch
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "profile.json")
-MATMUL_FUNCTIONS = {"matmul", "_matmul_folded", "grad_a", "grad_b"}
+MATMUL_FUNCTIONS = {"matmul", "linear", "grad_a", "grad_b"}
 
 
 def build_step(config_name):
