@@ -92,7 +92,7 @@ def categorize(stack: str) -> str:
     if "libc." in leaf:
         return "libc (malloc/free/memcpy/memset)"
     if "minigrad/autograd.py" in where or "minigrad/tensor.py" in where:
-        return "Python: engine (record, Tensor, run_backward, topo sort)"
+        return "Python: engine (record, Tensor, run_backward)"
     if "minigrad/ops.py" in where:
         return "Python: op wrappers in ops.py"
     if "numpy/" in where:
@@ -162,7 +162,7 @@ def cprofile(config_name, steps):
         label = "numpy (Python)" if "numpy" in label else label
         by_file[label] += tt
     calls = {name: sum(v[1] for (_, _, n), v in stats.stats.items() if n == name) / steps
-             for name in ("record", "_wrap", "run_backward", "_topological_order", "_accumulate", "__call__")}
+             for name in ("record", "_wrap", "run_backward", "send", "__call__")}
     return {"profiled_ms_per_step": total / steps * 1e3, "calls_per_step": calls,
             "tottime_by_file_fraction": {k: v / total for k, v in by_file.most_common(12)},
             "top_tottime": top("tottime_ms_per_step"), "top_cumtime": top("cumtime_ms_per_step")}

@@ -2,9 +2,9 @@
 
 Every op (see ``ops.py``) computes its result with numpy and then calls :func:`record`,
 which wraps the result in a Tensor and, when gradients are wanted, attaches a
-:class:`Node` holding the op's inputs and one VJP rule per input.  ``backward`` sorts
-the recorded graph topologically (iteratively, so a 100,000-op chain is fine) and walks
-it from the output back to the leaves, calling each rule with the incoming gradient.
+:class:`Node` holding the op's inputs and one VJP rule per input.  ``backward`` walks the
+recorded graph from the output back to the leaves, newest op first, calling each rule
+with the incoming gradient (a loop over a heap, not recursion: a 100,000-op chain is fine).
 
 The VJP rules are written with minigrad's own ops.  Normally backward runs with
 recording switched off, so those ops are plain numpy calls; with
@@ -15,6 +15,8 @@ which is what makes grad-of-grad (Hessian-vector products) work.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import operator
 
 import numpy as np
@@ -98,6 +100,9 @@ def detect_anomaly():
 # --------------------------------------------------------------------------- recording
 
 
+_node_count = itertools.count()  # Node.seq: the order in which ops were recorded
+
+
 class Node:
     """How a non-leaf tensor was made: the op, its inputs, and one VJP per input.
 
@@ -106,9 +111,10 @@ class Node:
     counters at record time, checked in backward to catch in-place changes.
     """
 
-    __slots__ = ("op", "inputs", "vjps", "versions", "scope")
+    __slots__ = ("op", "inputs", "vjps", "versions", "scope", "seq")
 
     def __init__(self, op, inputs, vjps, versions, scope):
+        self.seq = next(_node_count)
         self.op = op
         self.inputs = inputs
         self.vjps = vjps
@@ -152,53 +158,39 @@ def _check_finite(op, where, data, allow_inf=False, scope=None):
 # --------------------------------------------------------------------------- backward
 
 
-def _topological_order(roots):
-    """Non-leaf tensors reachable from ``roots``, every tensor after its inputs.
-
-    Depth-first search with an explicit stack of (tensor, iterator over its inputs)
-    instead of recursion, so depth is limited only by memory.
-    """
-    order, visited = [], set()
-    for root in roots:
-        if root._node is None or id(root) in visited:
-            continue
-        visited.add(id(root))
-        stack = [(root, iter(root._node.inputs))]
-        while stack:
-            t, inputs = stack[-1]
-            for inp in inputs:
-                if inp._node is not None and id(inp) not in visited:
-                    visited.add(id(inp))
-                    stack.append((inp, iter(inp._node.inputs)))
-                    break
-            else:  # all inputs done
-                stack.pop()
-                order.append(t)
-    return order
-
-
 def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
     """Propagate ``root_grads`` from ``roots`` to the leaves.
 
     Without ``inputs``: accumulate into every leaf's ``.grad`` and return None.
     With ``inputs``: return their gradients (None where unreachable), touch no ``.grad``.
+
+    Order: an op's output is always recorded after its inputs, so running the waiting
+    tensors newest first (largest ``Node.seq``, kept in a heap) reaches each tensor only
+    after every tensor computed from it has sent its gradient: a topological order with
+    no separate sort, the way PyTorch's engine does it.
     """
-    grads = {}  # id(non-leaf) -> [tensor, its gradient so far]
-    leaves = {}  # id(leaf) -> [leaf, its gradient so far], in order of arrival
+    grads = {}  # id(tensor) -> [tensor, its gradient so far]; the leaves' entries stay to the end
+    waiting = []  # heap of (-seq, tensor): non-leaves that hold a gradient, newest first
+
+    def send(t, g):
+        entry = grads.get(id(t))
+        if entry is not None:  # t is used more than once: its gradients add up
+            entry[1] = entry[1] + g
+            return
+        grads[id(t)] = [t, g]
+        if t._node is not None:
+            heapq.heappush(waiting, (-t._node.seq, t))
+
     for r, g in zip(roots, root_grads):
-        _add_gradient(leaves if r._node is None else grads, r, g)
+        send(r, g)
     wanted = None if inputs is None else {id(t): [t, None] for t in inputs}
     tracer, anomaly = STATE.tracer, STATE.anomaly
-    order = _topological_order(roots)
-
     recording = STATE.grad_enabled
     STATE.grad_enabled = create_graph  # the rules' own ops are recorded only for create_graph
     try:
-        for t in reversed(order):
-            entry = grads.pop(id(t), None)
-            if entry is None:
-                continue
-            g = entry[1]
+        while waiting:
+            _, t = heapq.heappop(waiting)
+            g = grads.pop(id(t))[1]  # popped, so the gradient is freed once the rules have run
             if wanted is not None and id(t) in wanted:
                 wanted[id(t)][1] = g
             node = t._node
@@ -221,7 +213,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                     _check_finite(node.op, f"backward (gradient of input {i})", gi.data, scope=node.scope)
                 if step_grads is not None:
                     step_grads.append((i, gi))
-                _add_gradient(leaves if inp._node is None else grads, inp, gi)
+                send(inp, gi)
             if tracer is not None:
                 tracer._record_step(t, node, g, step_grads)
             if not retain_graph:
@@ -232,21 +224,12 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
         STATE.grad_enabled = recording
 
     if wanted is not None:
-        for key, (_, g) in leaves.items():
+        for key, (_, g) in grads.items():
             if key in wanted:
                 wanted[key][1] = g
         return [wanted[id(t)][1] for t in inputs]
-    _store_leaf_gradients(leaves.values(), root_grads, create_graph)
+    _store_leaf_gradients(grads.values(), root_grads, create_graph)
     return None
-
-
-def _add_gradient(table, t, g):
-    """table[id(t)] = [t, gradient]; a tensor used more than once sums its gradients."""
-    entry = table.get(id(t))
-    if entry is None:
-        table[id(t)] = [t, g]
-    else:
-        entry[1] = entry[1] + g
 
 
 def _store_leaf_gradients(leaves, root_grads, create_graph):
@@ -261,7 +244,7 @@ def _store_leaf_gradients(leaves, root_grads, create_graph):
         if leaf.grad is None:
             data = g._data
             if not create_graph and (id(data) in handed_out or data.base is not None or not data.flags.writeable):
-                g = Tensor._wrap(np.array(data))
+                g = Tensor._wrap(data.copy())
             handed_out.add(id(g._data))
             leaf.grad = g
         elif create_graph:
@@ -303,35 +286,33 @@ def _report_in_place_change(t, node):
             )
 
 
-def _root_gradients(outputs, grad_outputs, caller):
-    root_grads = []
-    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
-        if not out.requires_grad:
+def _root_gradient(caller, i, out, g):
+    """The cotangent that starts backward at output ``i``: ``g``, or 1 for a scalar."""
+    if not out.requires_grad:
+        raise RuntimeError(
+            f"{caller}: output {i} (shape {out.shape}) does not require grad: no op that "
+            "made it had an input with requires_grad=True (or it was made under no_grad)."
+        )
+    if g is None:
+        if out.size != 1:
             raise RuntimeError(
-                f"{caller}: output {i} (shape {out.shape}) does not require grad: no op that "
-                "made it had an input with requires_grad=True (or it was made under no_grad)."
+                f"{caller}: output {i} has shape {out.shape}, not a scalar; pass a gradient "
+                "of the same shape (e.g. backward(grad=ones_like(out)))."
             )
-        if g is None:
-            if out.size != 1:
-                raise RuntimeError(
-                    f"{caller}: output {i} has shape {out.shape}, not a scalar; pass a gradient "
-                    "of the same shape (e.g. backward(grad=ones_like(out)))."
-                )
-            g = Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
-        else:
-            g = g if isinstance(g, Tensor) else Tensor(g, dtype=out.dtype)
-            if g.shape != out.shape:
-                raise ValueError(
-                    f"{caller}: gradient for output {i} has shape {g.shape}, but the output has "
-                    f"shape {out.shape}."
-                )
-        root_grads.append(g)
-    return root_grads
+        return Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
+    if not isinstance(g, Tensor):
+        g = Tensor(g, dtype=out.dtype)
+    if g._data.shape != out._data.shape:
+        raise ValueError(
+            f"{caller}: gradient for output {i} has shape {g.shape}, but the output has "
+            f"shape {out.shape}."
+        )
+    return g
 
 
 def backward(tensor, grad=None, retain_graph=False, create_graph=False):
     """Accumulate d(tensor)/d(leaf) into each leaf's ``.grad``. See ``Tensor.backward``."""
-    (g,) = _root_gradients([tensor], [grad], "backward")
+    g = _root_gradient("backward", 0, tensor, grad)
     run_backward([tensor], [g], retain_graph=retain_graph or create_graph,
                  create_graph=create_graph)
 
@@ -354,7 +335,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
-    root_grads = _root_gradients(outputs, grad_outputs, "grad")
+    root_grads = [_root_gradient("grad", i, out, g) for i, (out, g) in enumerate(zip(outputs, grad_outputs))]
     if retain_graph is None:
         retain_graph = create_graph
     result = run_backward(outputs, root_grads, retain_graph=retain_graph,
