@@ -1,9 +1,19 @@
-"""Hypothesis profiles: `ci` (derandomized, used when the CI variable is set), `dev`
-(more examples, the local default) and `thorough` (many more, for a long local run).
-Pick one with --hypothesis-profile=NAME."""
+"""Hypothesis profiles, and the optional programs some tests need.
+
+Profiles: `ci` (derandomized, used when the CI variable is set), `dev` (more examples,
+the local default) and `thorough` (many more, for a long local run).  Pick one with
+--hypothesis-profile=NAME.
+
+A test that needs an optional program or package is marked ``@pytest.mark.requires("dot")``
+(a key of OPTIONAL).  Where that thing is missing the test is skipped with a reason that
+says how to install it; under CI (the CI variable set) it fails instead, because CI
+installs everything and a skip there would hide a regression.
+"""
 
 import os
+import shutil
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -18,4 +28,26 @@ settings.register_profile(
     "thorough", max_examples=300, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+IN_CI = bool(os.environ.get("CI"))
+settings.load_profile("ci" if IN_CI else "dev")
+
+# name -> (is it here?, how to install it)
+OPTIONAL = {
+    "dot": (lambda: shutil.which("dot") is not None,
+            "Graphviz's dot program is not installed (apt-get install graphviz, or brew install graphviz)"),
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires(name): the test needs an optional program or package "
+                                       f"(one of {sorted(OPTIONAL)}); skipped where it is missing, except in CI")
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("requires"):
+        for name in marker.args:
+            available, how = OPTIONAL[name]
+            if not available():
+                if IN_CI:
+                    pytest.fail(f"CI must run this test, but {how}", pytrace=False)
+                pytest.skip(how)
