@@ -1,4 +1,5 @@
-"""Greedy and beam decoding: cache equivalence, beam 1 = greedy, exhaustive optimality, bounds."""
+"""Greedy and beam decoding: cache equivalence on any model, the tokens never chosen,
+beam 1 = greedy, exhaustive optimality, the length normalizer, bounds."""
 
 import itertools
 
@@ -11,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 import minigrad as mg
 from transformer.decoding import beam_search, greedy_decode, length_normalizer, translate
 from transformer.model import Transformer, TransformerConfig
-from transformer.tokenizer import BOS, EOS, PAD, CharTokenizer
+from transformer.tokenizer import BOS, EOS, PAD, UNK, CharTokenizer
 
 
 def model_for(vocab=9, seed=0, **overrides):
@@ -23,14 +24,74 @@ def model_for(vocab=9, seed=0, **overrides):
 sources = hnp.arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 6)), elements=st.integers(4, 8))
 
 
-@settings(max_examples=10)
-@given(sources, st.integers(0, 3))
-def test_cached_and_uncached_greedy_agree_on_tokens_and_logits(src, seed):
-    model = model_for(seed=seed)
-    cached, cached_logits = greedy_decode(model, src, max_len=8, return_logits=True)
-    plain, plain_logits = greedy_decode(model, src, max_len=8, use_cache=False, return_logits=True)
+@st.composite
+def untrained_models(draw):
+    """A random untrained Transformer (float64, so float round-off cannot break an argmax
+    tie) and a batch of sources with padding: (model, src (B, S))."""
+    n_heads = draw(st.sampled_from([1, 2, 4]))
+    vocab = draw(st.integers(6, 13))
+    config = TransformerConfig(
+        vocab, vocab, d_model=4 * n_heads * draw(st.integers(1, 2)), n_heads=n_heads,
+        n_encoder_layers=draw(st.integers(1, 2)), n_decoder_layers=draw(st.integers(1, 2)),
+        d_ff=draw(st.sampled_from([8, 32])), dropout=draw(st.sampled_from([0.0, 0.1])),
+        norm_first=draw(st.booleans()), max_len=16)
+    model = Transformer(config, seed=draw(st.integers(0, 2**16)), dtype=np.float64)
+    lengths = draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))
+    src = np.full((len(lengths), max(lengths)), PAD, dtype=np.int64)
+    for row, length in enumerate(lengths):  # source tokens may include UNK: it is an input
+        src[row, :length] = draw(st.lists(st.integers(UNK, vocab - 1), min_size=length, max_size=length))
+    return model, src
+
+
+def assert_well_formed(tokens, max_len):
+    """Each row: allowed tokens, then EOS and only PAD after it; or, without EOS, max_len allowed tokens."""
+    assert tokens.shape[1] <= max_len
+    for row in tokens.tolist():
+        body = row[:row.index(EOS)] if EOS in row else row
+        assert not {PAD, BOS, UNK} & set(body), f"a token that is never chosen was emitted: {row}"
+        if EOS in row:
+            assert set(row[len(body) + 1:]) <= {PAD}, f"something other than PAD after EOS: {row}"
+        else:
+            assert len(row) == max_len, f"a row without EOS stopped before max_len {max_len}: {row}"
+
+
+@settings(max_examples=40)
+@given(untrained_models())
+def test_cached_and_uncached_greedy_agree_on_any_model(model_and_src):
+    model, src = model_and_src
+    cached, cached_logits = greedy_decode(model, src, max_len=10, return_logits=True)
+    plain, plain_logits = greedy_decode(model, src, max_len=10, use_cache=False, return_logits=True)
     np.testing.assert_array_equal(cached, plain)
-    np.testing.assert_allclose(cached_logits, plain_logits, rtol=1e-4, atol=1e-5)
+    assert_well_formed(cached, 10)
+    # Logits exist up to each row's EOS; after it nothing is decoded, and both paths say NaN.
+    np.testing.assert_allclose(cached_logits, plain_logits, rtol=1e-9, atol=1e-9, equal_nan=True)
+    decoded = np.arange(cached.shape[1])[None, :] <= np.array(
+        [row.index(EOS) if EOS in row else len(row) for row in cached.tolist()])[:, None]
+    assert np.isfinite(cached_logits[decoded]).all() and np.isnan(cached_logits[~decoded]).all()
+
+
+@settings(max_examples=25)
+@given(untrained_models(), st.integers(2, 4))
+def test_cached_and_uncached_beam_search_agree_on_any_model(model_and_src, beam_size):
+    model, src = model_and_src
+    cached = beam_search(model, src, beam_size, max_len=8)
+    np.testing.assert_array_equal(cached, beam_search(model, src, beam_size, max_len=8, use_cache=False))
+    assert_well_formed(cached, 8)
+
+
+def test_a_model_that_prefers_the_tokens_never_chosen_still_decodes_real_tokens():
+    """Rig the output layer so PAD, BOS and UNK get by far the highest logits: the decoders
+    must pass over them (before the rule, greedy emitted PAD here and the paths diverged)."""
+    model = model_for(vocab=9, tie_output=False, dropout=0.0)
+    bias = np.zeros(9, dtype=model.output.bias.data.dtype)
+    bias[[PAD, BOS, UNK]] = 50.0
+    model.output.bias.data[...] = bias
+    src = np.array([[4, 5, 6], [7, 8, PAD]])
+    for tokens in (greedy_decode(model, src, 6), greedy_decode(model, src, 6, use_cache=False),
+                   beam_search(model, src, 3, max_len=6), beam_search(model, src, 3, max_len=6, use_cache=False)):
+        assert_well_formed(tokens, 6)
+    _, logits = greedy_decode(model, src, 6, return_logits=True)
+    assert np.isin(logits[:, 0].argmax(-1), [PAD, BOS, UNK]).all()  # the model's raw logits are returned
 
 
 @settings(max_examples=10)
@@ -40,29 +101,31 @@ def test_beam_size_one_equals_greedy(src, seed):
     np.testing.assert_array_equal(beam_search(model, src, beam_size=1, max_len=8), greedy_decode(model, src, 8))
 
 
-@settings(max_examples=5)
-@given(sources, st.integers(0, 3))
-def test_cached_and_uncached_beam_search_agree(src, seed):
-    model = model_for(seed=seed)
-    np.testing.assert_array_equal(beam_search(model, src, 3, max_len=6),
-                                  beam_search(model, src, 3, max_len=6, use_cache=False))
-
-
 def sequence_score(model, src, hypothesis, alpha):
-    """log p(hypothesis | src) / lp, by one teacher-forced pass."""
+    """log p(hypothesis | src) / ((5 + |Y|) / 6)^α (GNMT's normalizer, written out here), by
+    one teacher-forced pass."""
     model.eval()
     with mg.no_grad():
         logits = model(src, np.array([[BOS] + hypothesis[:-1]]))
     log_probs = mg.log_softmax(logits, -1).data[0].astype(np.float64)
-    return sum(log_probs[t, token] for t, token in enumerate(hypothesis)) / length_normalizer(len(hypothesis), alpha)
+    return sum(log_probs[t, token] for t, token in enumerate(hypothesis)) / ((5 + len(hypothesis)) / 6) ** alpha
+
+
+def test_length_normalizer_values():
+    assert length_normalizer(1, 0.6) == 1.0  # (5 + 1) / 6 = 1
+    assert length_normalizer(7, 0.6) == pytest.approx(2 ** 0.6)
+    assert length_normalizer(4, 1.0) == pytest.approx(1.5)
+    assert length_normalizer(13, 0.5) == pytest.approx(3 ** 0.5)
+    assert length_normalizer(9, 0.0) == 1.0
 
 
 def test_wide_beam_finds_the_exhaustive_optimum():
     vocab, max_len = 6, 3
     model = model_for(vocab=vocab, seed=4)
     src = np.array([[4, 5, 4]])
+    allowed = [t for t in range(vocab) if t not in (PAD, BOS, UNK)]
     candidates = [list(seq[:seq.index(EOS) + 1]) if EOS in seq else list(seq)
-                  for seq in itertools.product(range(vocab), repeat=max_len)]
+                  for seq in itertools.product(allowed, repeat=max_len)]
     unique = {tuple(c) for c in candidates}
     best = max(unique, key=lambda h: sequence_score(model, src, list(h), 0.6))
     row = [int(t) for t in beam_search(model, src, beam_size=vocab ** 2, max_len=max_len)[0]]
@@ -75,18 +138,20 @@ def test_wide_beam_finds_the_exhaustive_optimum():
 def test_rows_end_with_eos_then_padding_within_max_len(src, max_len):
     model = model_for()
     for tokens in (greedy_decode(model, src, max_len), beam_search(model, src, 2, max_len=max_len)):
-        assert tokens.shape[0] == src.shape[0] and tokens.shape[1] <= max_len
-        for row in tokens:
-            if EOS in row:
-                end = list(row).index(EOS)
-                assert (row[end + 1:] == PAD).all()
+        assert tokens.shape[0] == src.shape[0]
+        assert_well_formed(tokens, max_len)
 
 
-def test_decoding_restores_training_mode_and_records_nothing():
+@pytest.mark.parametrize("decode", [greedy_decode, beam_search], ids=["greedy", "beam"])
+def test_decoding_restores_training_mode_and_records_nothing(decode, monkeypatch):
     model = model_for()
     model.train()
-    tokens = greedy_decode(model, np.array([[4, 5]]), 4)
+    outputs = []
+    project = model.project
+    monkeypatch.setattr(model, "project", lambda h: outputs.append(project(h)) or outputs[-1])
+    tokens = decode(model, np.array([[4, 5]]), max_len=4)
     assert model.training and tokens.dtype == np.int64
+    assert outputs and all(out.is_leaf and not out.requires_grad for out in outputs)  # no graph was recorded
 
 
 def test_bad_arguments_are_clear():
@@ -97,11 +162,25 @@ def test_bad_arguments_are_clear():
         beam_search(model, np.array([[4, 5]]), 0)
     with pytest.raises(ValueError, match="token id 50 is out of range"):
         greedy_decode(model, np.array([[4, 50]]))
+    for decode in (greedy_decode, beam_search):
+        with pytest.raises(ValueError, match="source row 1 is empty"):
+            decode(model, np.array([[4, 5], [PAD, PAD]]))
+        with pytest.raises(ValueError, match="source row 0 is empty"):
+            decode(model, np.zeros((1, 0), dtype=np.int64))
 
 
-def test_translate_returns_strings():
-    tokenizer = CharTokenizer.from_texts(["abc"])
+def test_translate_returns_the_decoded_text_before_eos(monkeypatch):
+    tokenizer = CharTokenizer.from_texts(["abc"])  # a=4, b=5, c=6
     model = model_for(vocab=tokenizer.vocab_size)
-    out = translate(model, tokenizer, ["ab", "c"], max_len=5)
-    assert len(out) == 2 and all(isinstance(s, str) for s in out)
-    assert len(translate(model, tokenizer, ["ab"], beam_size=2, max_len=5)) == 1
+    decoded = np.array([[4, 5, EOS, PAD], [6, EOS, PAD, PAD], [4, 4, 6, 4]])  # the last row never ended
+    calls = []
+    for name in ("greedy_decode", "beam_search"):
+        monkeypatch.setattr(f"transformer.decoding.{name}", lambda m, src, *a, **k: calls.append(src) or decoded)
+    texts = ["ab", "c", "abcab"]
+    for beam_size in (1, 2):
+        assert translate(model, tokenizer, texts, beam_size=beam_size) == ["ab", "c", "aaca"]
+    np.testing.assert_array_equal(calls[0], [[4, 5, 0, 0, 0], [6, 0, 0, 0, 0], [4, 5, 6, 4, 5]])
+    assert len(calls) == 2
+    assert translate(model, tokenizer, []) == []
+    with pytest.raises(ValueError, match="nothing to translate in ''"):
+        translate(model, tokenizer, ["ab", ""])

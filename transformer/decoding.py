@@ -7,6 +7,14 @@ the cache every step re-runs the decoder on the whole prefix — slower, same re
 
 Outputs are (B, T) int64 token arrays without BOS; each row ends with its EOS and is
 padded with PAD after it.  Every loop is bounded by ``max_len``, so decoding always ends.
+
+Only real output tokens and EOS are ever chosen.  PAD ("nothing here") and BOS ("start")
+are inputs, never predictions, and UNK stands for an input character outside the
+vocabulary, which no target of a task contains (and which ``Tokenizer.decode`` would drop
+without a trace).  Their scores are excluded from the choice, not renormalized away: beam
+scores stay the model's own log-probabilities.  This also keeps the two paths equal: the
+uncached decoder masks PAD keys, the cache does not, so a PAD chosen mid-sequence would
+make them disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import contextlib
 import numpy as np
 
 import minigrad as mg
-from transformer.tokenizer import BOS, EOS, PAD
+from transformer.tokenizer import BOS, EOS, PAD, UNK
+
+NEVER_CHOSEN = (PAD, BOS, UNK)  # token ids decoding never emits (see the module docstring)
 
 
 @contextlib.contextmanager
@@ -29,6 +39,16 @@ def _inference(model):
             yield
     finally:
         model.train(was_training)
+
+
+def _check_source(model, src):
+    """src (B, S) int token ids, every row holding at least one real token."""
+    src = model._check_tokens("src", src, model.config.src_vocab_size)
+    empty = np.flatnonzero(~(src != model.config.pad_id).any(axis=1))
+    if empty.size:
+        raise ValueError(f"decoding: source row {int(empty[0])} is empty (only padding, shape {src.shape}); "
+                         "every row needs at least one token")
+    return src
 
 
 def _default_max_len(model, src, max_len):
@@ -49,6 +69,13 @@ def _next_logits(model, tokens, memory, src_mask, cache, step):
     return model.project(h[:, -1]).data
 
 
+def _exclude_never_chosen(scores):
+    """A copy of scores (..., V) with the NEVER_CHOSEN columns at -inf."""
+    scores = np.array(scores, dtype=np.float64)
+    scores[..., NEVER_CHOSEN] = -np.inf
+    return scores
+
+
 def _pad_rows(rows):
     out = np.full((len(rows), max(map(len, rows), default=0)), PAD, dtype=np.int64)
     for i, row in enumerate(rows):
@@ -57,13 +84,14 @@ def _pad_rows(rows):
 
 
 def greedy_decode(model, src, max_len=None, *, use_cache=True, return_logits=False):
-    """Pick the most probable token at every step.
+    """Pick the most probable token at every step (PAD, BOS and UNK are never chosen).
 
     src (B, S) int -> tokens (B, T) int64 (and, with ``return_logits``, logits (B, T, V)).
     Stops when every row has produced EOS, or after ``max_len`` tokens (default
-    min(S + 16, config.max_len - 1)).
+    min(S + 16, config.max_len - 1)).  logits[b, t] is the model's distribution from which
+    tokens[b, t] was chosen; after row b's EOS nothing is decoded, so there it is NaN.
     """
-    src = model._check_tokens("src", src, model.config.src_vocab_size)
+    src = _check_source(model, src)
     max_len = _default_max_len(model, src, max_len)
     with _inference(model):
         src_mask = model.src_mask(src)
@@ -74,8 +102,8 @@ def greedy_decode(model, src, max_len=None, *, use_cache=True, return_logits=Fal
         step_logits = []
         for step in range(max_len):
             logits = _next_logits(model, tokens, memory, src_mask, cache, step)  # (B, V)
-            step_logits.append(logits)
-            next_token = np.where(finished, PAD, logits.argmax(-1))
+            step_logits.append(np.where(finished[:, None], np.nan, logits))
+            next_token = np.where(finished, PAD, _exclude_never_chosen(logits).argmax(-1))
             tokens = np.concatenate([tokens, next_token[:, None]], axis=1)
             finished |= next_token == EOS
             if finished.all():
@@ -93,7 +121,8 @@ def length_normalizer(length, alpha):
 
 def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, use_cache=True):
     """Keep the ``beam_size`` most probable prefixes per example, extend each by every
-    token, and keep the best ``beam_size`` again.  A prefix that emits EOS is finished
+    allowed token (PAD, BOS and UNK never are), and keep the best ``beam_size`` again.
+    A prefix that emits EOS is finished
     and scored log p / lp with lp = ((5 + |Y|) / 6)^length_penalty; an example is done when it has
     ``beam_size`` finished hypotheses.  Batched: the B·K hypotheses run as one batch.
 
@@ -101,7 +130,7 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
     """
     if beam_size < 1:
         raise ValueError(f"beam_search: beam_size must be at least 1, got {beam_size}")
-    src = model._check_tokens("src", src, model.config.src_vocab_size)
+    src = _check_source(model, src)
     max_len = _default_max_len(model, src, max_len)
     b_size, k = src.shape[0], beam_size
     with _inference(model):
@@ -119,7 +148,7 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
 
         for step in range(max_len):
             logits = _next_logits(model, tokens, memory, src_mask, cache, step)  # (B·K, V)
-            log_probs = mg.log_softmax(mg.Tensor(logits), -1).data.astype(np.float64)
+            log_probs = _exclude_never_chosen(mg.log_softmax(mg.Tensor(logits), -1).data)
             vocab = log_probs.shape[-1]
             candidates = (scores[:, :, None] + log_probs.reshape(b_size, k, vocab)).reshape(b_size, k * vocab)
             # At most K candidates end in EOS, so the best 2K always hold K that go on.
@@ -162,8 +191,19 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
 
 
 def translate(model, tokenizer, texts, *, beam_size=1, max_len=None):
-    """Source strings -> predicted target strings (beam_size 1 is greedy decoding)."""
-    src = tokenizer.encode_batch(list(texts))
+    """Source strings -> predicted target strings (beam_size 1 is greedy decoding).
+
+    Each output is the decoded tokens before the first EOS.  An empty text (no tokens) is
+    refused with a ValueError naming it.
+    """
+    texts = list(texts)
+    if not texts:
+        return []
+    src = tokenizer.encode_batch(texts)
+    empty = [repr(text) for text, row in zip(texts, src) if not (row != PAD).any()]
+    if empty:
+        raise ValueError(f"translate: nothing to translate in {', '.join(empty)}: each text needs at least "
+                         "one character")
     if beam_size == 1:
         tokens = greedy_decode(model, src, max_len)
     else:
