@@ -18,7 +18,7 @@ const page = {
 
 // What the current SVG holds, filled by draw().
 let nodes = {};   // vertex id -> its <g class="node">
-let edges = [];   // [<g class="edge">, [src, dst, tensor, input index or -1]]
+let edges = [];   // [<g class="edge">, [src, dst, tensor, input index or -1]] per arrow
 
 // Per view, tensor number -> the id of the vertex of the op that made it / of the tensor.
 for (const view of Object.values(DATA.views)) {
@@ -89,8 +89,13 @@ function draw() {
     g.addEventListener("mouseenter", () => { if (!page.pinned) details(id); });
     g.addEventListener("click", () => clickNode(id));
   }
-  // Graphviz writes the edges in the order of the DOT text, which is the order of state.edges.
-  edges = [...svg.querySelectorAll("g.edge")].map((g, k) => [g, state.edges[k]]);
+  // Graphviz may write the edges in another order than the DOT text: pair them by their
+  // titles ("src->dst"), taking arrows between the same two vertices in turn.
+  const byTitle = {};
+  for (const g of svg.querySelectorAll("g.edge")) {
+    (byTitle[g.querySelector("title").textContent] ??= []).push(g);
+  }
+  edges = state.edges.map((edge) => [byTitle[`${edge[0]}->${edge[1]}`].shift(), edge]);
   for (const g of svg.querySelectorAll("g.cluster")) {
     if (state.closers.includes(g.querySelector("title").textContent)) {
       g.classList.add("closer");

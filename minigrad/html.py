@@ -218,8 +218,10 @@ def to_html(roots, *, trace=None, depth=None, backward=True, show_data=False, sh
                          "to step through; use depth= alone")
     data = page_data(roots, trace=trace, depth=depth, backward=backward, show_data=show_data,
                      show_grad=show_grad, max_nodes=max_nodes, rankdir=rankdir, title=title)
-    # "</" could end the <script> element early; "<\/" means the same in JSON.
+    # Inside <script>, "</" could end the element early and "<!--" or "<script" change how
+    # the browser finds its end; "<\/" and "\u003c" mean the same in JSON.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    payload = re.sub(r"<(?=!|script)", r"\\u003c", payload, flags=re.IGNORECASE)
     parts = {"title": html.escape(title or "computation graph"), "data": payload,
              "script": SCRIPT.read_text(encoding="utf-8")}
     return GraphPage(re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m[1]], PAGE.read_text(encoding="utf-8")))
