@@ -53,6 +53,19 @@ def op_vertex(roots, node, backward):
     return next(v.id for v in graph.vertices.values() if v.kind == "op" and v.tensor._node is node)
 
 
+def gradient_arrows(roots, step, backward=True):
+    """Titles of the arrows that carry the gradients of ``step``: in the backward view
+    from its VJP to the VJP of the op that made each input (or to a leaf), in the forward
+    view from each input to the op."""
+    graph = viz.backward_graph(roots) if backward else viz.forward_graph(roots)
+    vertex = {(v.kind, id(v.tensor)): v.id for v in graph.vertices.values()}
+    op = op_vertex(roots, step.node, backward)
+    inputs = [step.node.inputs[i] for i, _ in step.input_grad_norms]
+    if not backward:
+        return sorted(f"{vertex['tensor', id(inp)]}->{op}" for inp in inputs)
+    return sorted(f"{op}->{vertex.get(('op', id(inp))) or vertex['tensor', id(inp)]}" for inp in inputs)
+
+
 # ---------------------------------------------------------------------------- the data
 
 
@@ -193,19 +206,21 @@ def browser(tmp_path_factory):
 
 def open_page(browser, page, path):
     page.save(path)
+    browser.get_log("browser")  # empty the console log, so that each test sees only its page's
     browser.get(path.resolve().as_uri())
     assert browser.execute_script("return document.body.dataset.ready") == "true"
-    browser.get_log("browser")  # start each test with an empty console log
 
 
 def current(browser):
-    """(highlighted vertex id, displayed op, displayed |ḡ|, displayed |g| per input)."""
+    """(highlighted vertex id, displayed op, displayed |ḡ|, displayed |g| per input and
+    running sums, edge badges, titles of the highlighted arrows)."""
     return browser.execute_script("""
         const node = document.querySelector("#canvas g.node.current title");
         const sends = [...document.querySelectorAll("#step-sends span.num")].map((e) => Number(e.dataset.value));
         return [node && node.textContent, document.getElementById("step-op").textContent,
                 Number(document.getElementById("step-grad").dataset.value), sends,
-                [...document.querySelectorAll("text.badge.edge")].map((e) => e.textContent)];""")
+                [...document.querySelectorAll("text.badge.edge")].map((e) => e.textContent),
+                [...document.querySelectorAll("g.edge.carrying title")].map((e) => e.textContent).sort()];""")
 
 
 def no_console_errors(browser):
@@ -221,8 +236,9 @@ def test_stepping_highlights_the_traced_step(browser, tmp_path):
     assert browser.find_element("id", "step-label").text == f"step 0 / {len(t.steps)}"
     for step in t.steps:
         browser.find_element("id", "next").click()
-        vertex, op, grad, sends, badges = current(browser)
+        vertex, op, grad, sends, badges, arrows = current(browser)
         assert vertex == op_vertex([o], step.node, backward=True)
+        assert arrows == gradient_arrows([o], step)
         assert op == step.op and grad == step.grad_norm
         sums = dict(step.input_grad_sums)
         assert sends == [x for i, n in step.input_grad_norms for x in ((n, sums[i][1]) if sums[i][0] > 1 else (n,))]
@@ -248,6 +264,7 @@ def test_where_gradients_add_up_the_running_sum_is_shown(browser, tmp_path):
     badge = browser.execute_script("return [...document.querySelectorAll('text.badge.sum')].map(e => e.textContent)")
     assert badge == [f"Σ of {count}: |g| {float(f'{total:.4g}'):g}"]
     assert count == 3 and total == pytest.approx(t.steps[4].grad_norm)  # the sum arrives at the next step
+    assert current(browser)[5] == gradient_arrows([y], mul)
     # The node h's panel lists every gradient it received with the running sum.
     browser.execute_script("clickNode(arguments[0])", op_vertex([y], h._node, backward=True))
     panel = browser.find_element("id", "panel").text
@@ -263,7 +280,7 @@ def test_forward_view_highlights_the_op_and_its_input_arrows(browser, tmp_path):
     open_page(browser, to_html(o, trace=t), tmp_path / "neuron.html")
     browser.find_element("id", "view-forward").click()
     browser.find_element("id", "next").click()
-    vertex, op, grad, _, badges = current(browser)
+    vertex, op, grad, _, badges, _ = current(browser)
     assert vertex == op_vertex([o], t.steps[0].node, backward=False) and op == "tanh"
     assert badges == [f"|g| {float(f'{t.steps[0].input_grad_norms[0][1]:.4g}'):g}"]
     no_console_errors(browser)
@@ -284,9 +301,19 @@ def test_a_box_opens_on_click_and_closes_again(browser, tmp_path):
     assert box in drawn() and not drawn() & set(closed["hidden"])
     browser.execute_script("nodes[arguments[0]].dispatchEvent(new MouseEvent('click', {bubbles: true}))", box)
     assert set(closed["hidden"]) <= drawn() and box not in drawn()
-    # Stepping now highlights the op itself rather than the box.
-    browser.find_element("id", "next").click()
-    assert current(browser)[0] == op_vertex([y], t.steps[0].node, backward=True)
+    # Stepping now highlights the ops inside and their arrows, rather than the box.
+    for step in t.steps:
+        browser.find_element("id", "next").click()
+        vertex, *_, arrows = current(browser)
+        assert vertex == op_vertex([y], step.node, backward=True) and arrows == gradient_arrows([y], step)
+    browser.find_element("id", "view-forward").click()  # the open box stays open
+    for step in t.steps:
+        browser.execute_script("setStep(arguments[0])", step.number)
+        vertex, *_, arrows = current(browser)
+        assert vertex == op_vertex([y], step.node, backward=False)
+        assert arrows == gradient_arrows([y], step, backward=False)
+    browser.find_element("id", "view-backward").click()
+    browser.execute_script("setStep(1)")
     browser.execute_script("document.querySelector('g.cluster.closer').dispatchEvent(new MouseEvent('click'))")
     assert box in drawn() and current(browser)[0] == box
     no_console_errors(browser)
@@ -298,7 +325,7 @@ def test_the_tiny_transformer_page_steps_to_its_end(browser, tmp_path):
     t = traced(loss)
     open_page(browser, to_html(loss, trace=t, depth=2), tmp_path / "model.html")
     browser.execute_script("setStep(DATA.steps.length)")
-    _, op, grad, sends, _ = current(browser)
+    _, op, grad, sends, _, _ = current(browser)
     assert op == t.steps[-1].op and grad == t.steps[-1].grad_norm
     assert sends[0] == t.steps[-1].input_grad_norms[0][1]
     no_console_errors(browser)
