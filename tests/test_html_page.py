@@ -21,6 +21,7 @@ from minigrad.viz import FREED_MESSAGE, render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
 from render_graphs import headless_chromium, neuron, tiny_transformer_loss  # noqa: E402
+from test_cli import checkpoint, run_main  # noqa: E402, F401  (a micro model trained 2 steps)
 
 
 def traced(loss):
@@ -192,6 +193,18 @@ def test_the_tiny_transformer_page_at_depth_2_is_under_2_mb():
     data = data_of(page)
     assert len(data["steps"]) > 100
     assert len(data["views"]["backward"]["states"]) == 1 + len(data["views"]["backward"]["states"][0]["boxes"])
+
+
+@pytest.mark.requires("dot")
+def test_the_graph_command_writes_the_page(checkpoint, tmp_path, capsys):  # noqa: F811
+    path = tmp_path / "model.html"
+    status, out, err = run_main(["graph", "--checkpoint", checkpoint, "--depth", "1", "--html", "--out", str(path)],
+                                capsys)
+    assert status == 0, err
+    data = data_of(GraphPage(path.read_text(encoding="utf-8")))
+    assert f"{len(data['steps'])} backward steps" in out and len(data["steps"]) > 50
+    opened = {data["scopes"][state["expand"]] for state in data["views"]["backward"]["states"][1:]}
+    assert data["depth"] == 1 and {"Transformer/encoder", "Transformer/decoder"} <= opened
 
 
 # ---------------------------------------------------------------------------- in Chromium
