@@ -200,12 +200,38 @@ def measure_page(driver, path: Path) -> dict:
         return result;""")
 
 
-def measure(paths):
+def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
+    """A picture of the model's page mid-backward: ``box`` opened, at the first step
+    inside it that sends a tensor its second gradient, zoomed onto that step."""
+    driver.get(page.resolve().as_uri())
+    driver.execute_script("""
+        const states = DATA.views.backward.states;
+        const opened = states.find((s) => s.expand !== null && DATA.scopes[s.expand].endsWith(arguments[0]));
+        openBox(opened.expand);
+        const scope = DATA.scopes[opened.expand];
+        setStep(DATA.steps.find((s) => s.scope.startsWith(scope) && s.inputs.some((i) => i.count >= 2)).number);
+        // Zoom onto the VJP that runs and the nodes it sends gradients to, with a margin.
+        const rects = [...document.querySelectorAll("g.node.current, g.node.receiving")]
+          .map((g) => g.getBoundingClientRect());
+        const left = Math.min(...rects.map((r) => r.left)), top = Math.min(...rects.map((r) => r.top));
+        const right = Math.max(...rects.map((r) => r.right)), bottom = Math.max(...rects.map((r) => r.bottom));
+        const view = document.getElementById("viewport").getBoundingClientRect(), z = page.zoom;
+        const margin = 60;
+        showRect((left - view.left - z.x - margin) / z.s, (top - view.top - z.y - margin) / z.s,
+                 (right - left + 2 * margin) / z.s, (bottom - top + 2 * margin) / z.s);
+        details(document.querySelector("g.node.current title").textContent);""", box)
+    driver.save_screenshot(str(png))
+    print(f"screenshot of {page.name} mid-backward -> {png}")
+
+
+def measure(paths, png=None):
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
         driver = headless_chromium(profile)
         try:
+            if png is not None:
+                screenshot(driver, next(p for p in paths if p.name.startswith("model")), png)
             for path in paths:
                 figures = measure_page(driver, path)
                 errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -227,12 +253,14 @@ def main(argv=None):
                         help="write the interactive pages (neuron, model at depth 2) instead of the SVGs")
     parser.add_argument("--measure", action="store_true",
                         help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="with --html --measure: also save a picture of the model's page mid-backward")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     demos = HTML_DEMOS if args.html else DEMOS
     paths = [demos[name](args.out) for name in args.only or demos if name in demos]
     if args.measure:
-        measure([p for p in paths if p is not None])
+        measure([p for p in paths if p is not None], args.screenshot)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,9 @@ function draw() {
   }
   edges = state.edges.map((edge) => [byTitle[`${edge[0]}->${edge[1]}`].shift(), edge]);
   for (const g of svg.querySelectorAll("g.cluster")) {
-    if (state.closers.includes(g.querySelector("title").textContent)) {
+    const name = g.querySelector("title").textContent;
+    g.classList.toggle("opened", name === state.opened);
+    if (state.closers.includes(name)) {
       g.classList.add("closer");
       g.addEventListener("click", () => { if (!dragged) openBox(null); });
     }
@@ -224,7 +226,7 @@ function openBox(scope) {
   page.pinned = null;
   draw();
   fit();
-  const opened = $("canvas").querySelector("g.cluster.closer");
+  const opened = $("canvas").querySelector("g.cluster.opened");
   if (opened) zoomTo(opened);
 }
 

@@ -130,14 +130,14 @@ def _view(roots, backward, depth, index, scopes, draw) -> dict:
                 boxes[v.id] = {"scope": scope_id(scope), "ops": sum(v.op_counts.values())}
                 hidden.update((m.id, v.id) for m in v.members)
         edges = [[e.src, e.dst, index[id(e.carries)], -1 if e.index is None else e.index] for e in graph.edges]
-        # Clicking an opened cluster (or one inside it) closes it again.
-        closers = [name for scope, name in viz.cluster_names(graph).items()
-                   if expand and scope[:len(expand)] == expand]
+        # Clicking the opened box's cluster (or one inside it) closes it again.
+        names = viz.cluster_names(graph)
+        closers = [name for scope, name in names.items() if expand and scope[:len(expand)] == expand]
         options, graph_attr = viz.dot_options(backward, draw["show_data"], draw["show_grad"], draw["trace"],
                                               draw["rankdir"], draw["title"])
         svg = _svg(viz.emit(graph, options, graph_attr))
         return {"expand": scope_id(expand) if expand else None, "svg": svg, "boxes": boxes,
-                "hidden": hidden, "edges": edges, "closers": closers}, graph
+                "hidden": hidden, "edges": edges, "closers": closers, "opened": names.get(expand)}, graph
 
     first, graph = state(None)
     states = [first]
@@ -163,6 +163,9 @@ class GraphPage:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(self.html)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # as open() would, not mkstemp's owner-only 0o600
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
