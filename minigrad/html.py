@@ -46,8 +46,8 @@ from minigrad.tracing import scope_path, summarize
 PAGE = Path(__file__).with_name("graph_page.html")
 SCRIPT = Path(__file__).with_name("graph_page.js")
 
-# A barred symbol (x̄, ā, ḡ, weight̄) followed by "=": where a docstring starts its rule.
 COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
+# A barred symbol (x̄, ā, ḡ, weight̄) followed by "=": where a docstring starts its rule.
 RULE_START = re.compile(r"[^\s(,:]*[\u0304\u0101\u1e21][^\s=]*\s*=")
 
 
@@ -111,6 +111,11 @@ def _svg(dot) -> str:
     return COMMENT.sub("", text[text.index("<svg"):])  # Graphviz's comments repeat each node's name
 
 
+def _box_scope(box) -> tuple:
+    """The scope a closed box stands for (its vertex keeps only the scope it sits in)."""
+    return box.members[0].scope[:len(box.scope) + 1]
+
+
 def _view(roots, backward, depth, index, scopes, draw) -> dict:
     """Everything the page needs to show one view: which tensor each vertex id stands
     for, and one state per opened box (the first with every box closed)."""
@@ -126,8 +131,7 @@ def _view(roots, backward, depth, index, scopes, draw) -> dict:
         boxes, hidden = {}, {}
         for v in graph.vertices.values():
             if v.kind == "box":
-                scope = v.members[0].scope[:len(v.scope) + 1]
-                boxes[v.id] = {"scope": scope_id(scope), "ops": sum(v.op_counts.values())}
+                boxes[v.id] = {"scope": scope_id(_box_scope(v)), "ops": sum(v.op_counts.values())}
                 hidden.update((m.id, v.id) for m in v.members)
         edges = [[e.src, e.dst, index[id(e.carries)], -1 if e.index is None else e.index] for e in graph.edges]
         # Clicking the opened box's cluster (or one inside it) closes it again.
@@ -144,7 +148,7 @@ def _view(roots, backward, depth, index, scopes, draw) -> dict:
     if depth is not None:
         for v in graph.vertices.values():
             if v.kind == "box":
-                states.append(state(v.members[0].scope[:len(v.scope) + 1])[0])
+                states.append(state(_box_scope(v))[0])
     return {"vertices": vertices, "states": states}
 
 
@@ -191,8 +195,8 @@ def page_data(roots, *, trace=None, depth=None, backward=True, show_data=False, 
     tensors = viz.reachable_tensors(roots)
     index = {id(t): k for k, t in enumerate(tensors)}
     made_by = {id(t._node): k for k, t in enumerate(tensors) if t._node is not None}
-    roles = {v.id: v.role for v in viz.forward_graph(roots).vertices.values() if v.kind == "tensor"}
-    facts = [_tensor_facts(t, roles[f"t{k}"]) for k, t in enumerate(tensors)]
+    roles = {id(v.tensor): v.role for v in viz.forward_graph(roots).vertices.values() if v.kind == "tensor"}
+    facts = [_tensor_facts(t, roles[id(t)]) for t in tensors]
     # Steps of other graphs run inside the same trace are left out; numbers stay the trace's.
     steps = [_step_facts(s, index, made_by) for s in (trace.steps if trace is not None else ())
              if id(s.node) in made_by]

@@ -15,7 +15,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import viz
-from minigrad.html import GraphPage, op_rule, to_html
+from minigrad.html import GraphPage, op_rule, show, to_html
 from minigrad.tracing import trace
 from minigrad.viz import FREED_MESSAGE, render
 
@@ -176,6 +176,18 @@ def test_render_writes_the_page_and_bad_options_get_one_line(tmp_path):
     z.backward()
     with pytest.raises(RuntimeError, match=re.escape(FREED_MESSAGE)):
         to_html(z)
+
+
+@pytest.mark.requires("dot")
+def test_show_displays_the_page(monkeypatch):
+    shown = []
+    fake = type(sys)("IPython.display")  # IPython need not be installed
+    fake.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", type(sys)("IPython"))
+    monkeypatch.setitem(sys.modules, "IPython.display", fake)
+    o = neuron()
+    page = show(o, trace=traced(o))
+    assert shown == [page] and data_of(page)["steps"][0]["op"] == "tanh"
 
 
 def test_the_page_shows_inline_in_jupyter_in_an_iframe(tmp_path):
