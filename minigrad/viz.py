@@ -3,6 +3,7 @@
     from minigrad.viz import to_dot, render
     to_dot(loss)                          # a graphviz.Digraph; shows inline in Jupyter
     render(loss, "loss.svg", depth=1)     # writes the file with Graphviz's `dot`
+    render(loss, "loss.html", trace=t)    # a page that steps through backward (minigrad.html)
 
 What the picture shows (forward view, the default):
 
