@@ -354,3 +354,19 @@ def test_the_tiny_transformer_page_steps_to_its_end(browser, tmp_path):
     assert op == t.steps[-1].op and grad == t.steps[-1].grad_norm
     assert sends[0] == t.steps[-1].input_grad_norms[0][1]
     no_console_errors(browser)
+
+
+@pytest.mark.requires("chromium")
+@pytest.mark.parametrize("name", ["neuron.html", "model_depth2.html"])
+def test_the_committed_example_pages_step_through_backward(browser, name):
+    path = Path(__file__).resolve().parents[1] / "docs" / name
+    browser.get_log("browser")
+    browser.get(path.as_uri())
+    steps = browser.execute_script("return DATA.steps")
+    assert len(steps) == {"neuron.html": 4, "model_depth2.html": 136}[name]
+    for step in steps[:3] + steps[-3:]:
+        browser.execute_script("setStep(arguments[0])", step["number"])
+        _, op, grad, *_ = current(browser)
+        assert op == step["op"] and grad == step["grad_norm"]
+    assert browser.execute_script("return document.querySelectorAll('#canvas g.node.current').length") == 1
+    no_console_errors(browser)
