@@ -2,10 +2,15 @@
 
     python demos/render_graphs.py                   # everything, into demos/out/
     python demos/render_graphs.py --only neuron --out docs/img   # the README picture
+    python demos/render_graphs.py --html --out docs # interactive pages (minigrad.html)
+    python demos/render_graphs.py --html --measure  # ... and time them in headless Chromium
 
 Each demo is a function ``(out_dir) -> None`` listed in DEMOS: the neuron, softmax fused
 against composed, one attention head, and the whole (tiny, untrained) Transformer with its
-loss at depth 1 and 2.
+loss at depth 1 and 2.  With ``--html`` the HTML_DEMOS run instead: the neuron and the
+tiny Transformer at depth 2 as pages that step through backward; ``--measure`` opens each
+page in headless Chromium (selenium, Debian's chromium and chromedriver) and prints its
+size, its load-to-interactive time and how long one backward step and opening a box take.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import minigrad as mg  # noqa: E402
 from minigrad import ops, reference  # noqa: E402
+from minigrad.html import to_html  # noqa: E402
 from minigrad.tracing import trace  # noqa: E402
 from minigrad.viz import render, to_dot  # noqa: E402
 
@@ -98,16 +104,21 @@ def demo_attention_head(out: Path):
     print(f"attention head: {count_nodes(to_dot(y))} -> {path}")
 
 
-def demo_model(out: Path):
-    """The tiny Transformer's forward pass and loss on a batch of 2 dates, collapsed to
-    depth 1 (encoder, decoder, embeddings as boxes) and depth 2 (layers as boxes, folded)."""
+def tiny_transformer_loss() -> mg.Tensor:
+    """The tiny (untrained) Transformer's label-smoothed loss on a batch of 2 dates."""
     from transformer.inspection import model_loss
     from transformer.model import Transformer, TransformerConfig
     from transformer.tasks import tokenizer_for
 
     tokenizer = tokenizer_for("dates")
     model = Transformer(TransformerConfig.tiny(tokenizer.vocab_size, tokenizer.vocab_size))
-    loss = model_loss(model, tokenizer, "dates")
+    return model_loss(model, tokenizer, "dates")
+
+
+def demo_model(out: Path):
+    """The tiny Transformer's forward pass and loss on a batch of 2 dates, collapsed to
+    depth 1 (encoder, decoder, embeddings as boxes) and depth 2 (layers as boxes, folded)."""
+    loss = tiny_transformer_loss()
     print(f"model: {count_nodes(to_dot(loss))} in full")
     for depth in (1, 2):
         path = render(loss, out / f"model_depth{depth}.svg", depth=depth, fold_repeats=True,
@@ -124,16 +135,132 @@ DEMOS = {
 }
 
 
+def traced(loss):
+    """Run backward on ``loss`` inside a trace, keeping the graph to draw it."""
+    with trace() as steps:
+        loss.backward(retain_graph=True)
+    return steps
+
+
+def html_neuron(out: Path) -> Path:
+    """The neuron's page: four backward steps, values and gradients in full."""
+    o = neuron()
+    path = to_html(o, trace=traced(o), title="o = tanh(w·x + b)").save(out / "neuron.html")
+    print(f"neuron page: {path.stat().st_size / 1e3:.0f} kB -> {path}")
+    return path
+
+
+def html_model(out: Path) -> Path:
+    """The tiny Transformer's forward pass and loss at depth 2 (layers as boxes that open)."""
+    loss = tiny_transformer_loss()
+    path = to_html(loss, trace=traced(loss), depth=2,
+                   title="tiny Transformer forward + loss, depth 2").save(out / "model_depth2.html")
+    print(f"model page at depth 2: {path.stat().st_size / 1e6:.2f} MB -> {path}")
+    return path
+
+
+HTML_DEMOS = {"neuron": html_neuron, "model": html_model}
+
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def headless_chromium(profile_dir, chromium="/usr/bin/chromium", chromedriver="/usr/bin/chromedriver",
+                      size=(1400, 900)):
+    """A selenium driver for Debian's headless Chromium, keeping the browser console's
+    log.  The driver's path is given, so selenium never downloads one."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={profile_dir}", f"--window-size={size[0]},{size[1]}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+def measure_page(driver, path: Path) -> dict:
+    """Open the page from file:// and time it with the Performance API: load to
+    interactive (the page's "graph-interactive" mark), one step forward, opening the
+    first box (if any) and closing it."""
+    driver.get(path.resolve().as_uri())
+    return driver.execute_script("""
+        const ms = (f) => { const t = performance.now(); f(); return performance.now() - t; };
+        const box = document.querySelector("#canvas g.node title");
+        const result = {
+          interactive_ms: performance.getEntriesByName("graph-interactive")[0].startTime,
+          step_ms: ms(() => document.getElementById("next").click()),
+        };
+        const boxes = Object.keys(DATA.views[page.view].states[0].boxes);
+        if (boxes.length) {
+          result.open_box_ms = ms(() => nodes[boxes[0]].dispatchEvent(new MouseEvent("click")));
+          result.close_box_ms = ms(() => openBox(null));
+        }
+        return result;""")
+
+
+def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
+    """A picture of the model's page mid-backward: ``box`` opened, at the first step
+    inside it that sends a tensor its second gradient, zoomed onto that step."""
+    driver.get(page.resolve().as_uri())
+    driver.execute_script("""
+        const states = DATA.views.backward.states;
+        const opened = states.find((s) => s.expand !== null && DATA.scopes[s.expand].endsWith(arguments[0]));
+        openBox(opened.expand);
+        const scope = DATA.scopes[opened.expand];
+        setStep(DATA.steps.find((s) => s.scope.startsWith(scope) && s.inputs.some((i) => i.count >= 2)).number);
+        // Zoom onto the VJP that runs and the nodes it sends gradients to, with a margin.
+        const rects = [...document.querySelectorAll("g.node.current, g.node.receiving")]
+          .map((g) => g.getBoundingClientRect());
+        const left = Math.min(...rects.map((r) => r.left)), top = Math.min(...rects.map((r) => r.top));
+        const right = Math.max(...rects.map((r) => r.right)), bottom = Math.max(...rects.map((r) => r.bottom));
+        const view = document.getElementById("viewport").getBoundingClientRect(), z = page.zoom;
+        const margin = 60;
+        showRect((left - view.left - z.x - margin) / z.s, (top - view.top - z.y - margin) / z.s,
+                 (right - left + 2 * margin) / z.s, (bottom - top + 2 * margin) / z.s);
+        details(document.querySelector("g.node.current title").textContent);""", box)
+    driver.save_screenshot(str(png))
+    print(f"screenshot of {page.name} mid-backward -> {png}")
+
+
+def measure(paths, png=None):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        driver = headless_chromium(profile)
+        try:
+            if png is not None:
+                screenshot(driver, next(p for p in paths if p.name.startswith("model")), png)
+            for path in paths:
+                figures = measure_page(driver, path)
+                errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+                times = ", ".join(f"{name.replace('_', ' ')} {figures[name + '_ms']:.0f} ms"
+                                  for name in ("interactive", "step", "open_box", "close_box")
+                                  if name + "_ms" in figures)
+                print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; {times}; console errors: {len(errors)}")
+        finally:
+            driver.quit()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out",
                         help="folder for the SVG files (default: demos/out/)")
     parser.add_argument("--only", choices=sorted(DEMOS), action="append",
                         help="run only this demo (repeatable)")
+    parser.add_argument("--html", action="store_true",
+                        help="write the interactive pages (neuron, model at depth 2) instead of the SVGs")
+    parser.add_argument("--measure", action="store_true",
+                        help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="with --html --measure: also save a picture of the model's page mid-backward")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.only or DEMOS:
-        DEMOS[name](args.out)
+    demos = HTML_DEMOS if args.html else DEMOS
+    paths = [demos[name](args.out) for name in args.only or demos if name in demos]
+    if args.measure:
+        measure([p for p in paths if p is not None], args.screenshot)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,51 @@
 
 ``print(t)`` shows the steps as a table.  While a trace is active the engine calls
 ``Trace._record_step`` once per VJP node it executes, in execution order; each call is
-turned into a small :class:`Step` (shapes and float norms, never arrays), so tracing a
-big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)`` writes the step
-numbers onto the graph.
+turned into a small :class:`Step` (shapes, float norms and summaries, never whole
+arrays), so tracing a big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)``
+writes the step numbers onto the graph, and ``minigrad.html.to_html(..., trace=t)`` makes
+a page that replays the steps one by one.
+
+Where a tensor is used more than once its gradients add up.  The trace keeps its own
+running sum of each tensor's gradients while the backward pass runs (a sum is dropped as
+soon as the step that consumes it has run; the leaves' sums are kept until the ``with``
+block ends, one extra copy of the leaf gradients), so each step can tell how many
+gradients an input has received so far and the norm of their sum.  Like ``.grad``, a
+leaf's running sum goes on adding up over several backward passes inside one trace.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from minigrad import autograd
+
+
+class Summary(NamedTuple):
+    """Statistics of an array, in float64: mean, std, min, max, and the values themselves
+    (flattened) when there are at most ``SMALL`` of them, else None."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    values: tuple | None
+
+
+SMALL = 16  # arrays up to this size are kept in full by summarize()
+
+
+def summarize(array) -> Summary | None:
+    """A :class:`Summary` of ``array`` (None for an empty one)."""
+    values = np.asarray(array, dtype=np.float64).ravel()
+    if values.size == 0:
+        return None
+    kept = tuple(float(v) for v in values) if values.size <= SMALL else None
+    return Summary(float(values.mean()), float(values.std()), float(values.min()), float(values.max()), kept)
 
 
 @dataclass(frozen=True)
@@ -35,6 +67,12 @@ class Step:
     ``node`` is the engine's Node itself, so a picture can find the step by identity,
     and ``input_nodes`` the Nodes that made the inputs (None for leaves), kept because
     backward without ``retain_graph`` empties ``node.inputs`` right after this step.
+
+    ``grad_count`` is how many gradients were added up into the one arriving at the
+    output (1 for a tensor used once, or for the root's seed), ``grad_summary`` that
+    gradient's :class:`Summary`.  ``input_grad_sums`` pairs each input index that got a
+    gradient with ``(count, sum_norm)``: after this step the input has received ``count``
+    gradients in all and their running sum has norm ``sum_norm``.
     """
 
     number: int
@@ -46,6 +84,9 @@ class Step:
     input_grad_norms: tuple
     node: object
     input_nodes: tuple
+    grad_count: int = 1
+    grad_summary: Summary | None = None
+    input_grad_sums: tuple = ()
 
 
 def norm(array) -> float:
@@ -71,9 +112,25 @@ class Trace:
 
     def __init__(self):
         self.steps: list[Step] = []
+        self._sums = {}  # id(tensor) -> [tensor, running sum of its gradients, how many]
+
+    def _add_gradient(self, inp, gi) -> tuple:
+        """Add ``gi`` into the running sum of ``inp``'s gradients; return (count, norm)."""
+        entry = self._sums.get(id(inp))
+        if entry is None:
+            # A leaf's first gradient may become its .grad, which later passes change in
+            # place: keep a copy.  A non-leaf's sum is dropped before anything changes it.
+            data = gi.data.copy() if inp._node is None else gi.data
+            self._sums[id(inp)] = [inp, data, 1]
+            return 1, norm(data)
+        entry[1] = entry[1] + gi.data
+        entry[2] += 1
+        return entry[2], norm(entry[1])
 
     def _record_step(self, t, node, g, step_grads):
         """Called by the engine after the VJPs of ``node`` (whose output is ``t``) ran."""
+        arrived = self._sums.pop(id(t), None)  # None for a root: its gradient is the seed
+        sums = tuple((i, self._add_gradient(node.inputs[i], gi)) for i, gi in step_grads)
         self.steps.append(Step(
             number=len(self.steps) + 1,
             op=node.op,
@@ -84,7 +141,14 @@ class Trace:
             input_grad_norms=tuple((i, norm(gi.data)) for i, gi in step_grads),
             node=node,
             input_nodes=tuple(inp._node for inp in node.inputs),
+            grad_count=arrived[2] if arrived is not None else 1,
+            grad_summary=summarize(g.data),
+            input_grad_sums=sums,
         ))
+
+    def _finish(self):
+        """Drop the running sums (the steps keep their norms)."""
+        self._sums.clear()
 
     def steps_of(self, node) -> list[Step]:
         """The steps that ran ``node`` (several if backward ran more than once)."""
@@ -136,3 +200,4 @@ def trace():
         yield recorder
     finally:
         autograd.STATE.tracer = previous
+        recorder._finish()

@@ -3,6 +3,7 @@
     from minigrad.viz import to_dot, render
     to_dot(loss)                          # a graphviz.Digraph; shows inline in Jupyter
     render(loss, "loss.svg", depth=1)     # writes the file with Graphviz's `dot`
+    render(loss, "loss.html", trace=t)    # a page that steps through backward (minigrad.html)
 
 What the picture shows (forward view, the default):
 
@@ -52,7 +53,7 @@ NO_DOT_MESSAGE = (
     "to_dot() works without it: to_dot(...).source is the DOT text."
 )
 
-FORMATS = ("svg", "png", "pdf")
+FORMATS = ("svg", "png", "pdf", "html")
 
 # Fill colours by role.  Gradient colours (show_grad) replace the fill but keep the
 # border, so parameters and outputs remain recognisable.
@@ -252,17 +253,27 @@ def relative_name(scope) -> str:
     return name
 
 
-def collapse(graph, depth) -> dict:
-    """Replace everything deeper than ``depth`` cluster levels by one box per scope.
-    Returns {vertex id: id of the vertex that stands for it}; boxes join the graph in
-    the position of their first member."""
+def box_scope(scope, depth, expand=()):
+    """The scope of the box that ``scope`` is drawn in at ``depth``, or None if it is
+    drawn open: scopes inside one of ``expand`` (and on the way to one) stay open."""
+    for n in range(depth + 1, len(scope) + 1):
+        prefix = scope[:n]
+        if not any(prefix[:len(e)] == e or e[:n] == prefix for e in expand):
+            return prefix
+    return None
+
+
+def collapse(graph, depth, expand=()) -> dict:
+    """Replace everything deeper than ``depth`` cluster levels by one box per scope,
+    except inside the scopes listed in ``expand``.  Returns {vertex id: id of the vertex
+    that stands for it}; boxes join the graph in the position of their first member."""
     vertices, stands_for, boxes = {}, {}, {}
     for v in graph.vertices.values():
-        if len(v.scope) <= depth:
+        key = box_scope(v.scope, depth, expand)
+        if key is None:
             vertices[v.id] = v
             stands_for[v.id] = v.id
             continue
-        key = v.scope[:depth + 1]
         box = boxes.get(key)
         if box is None:
             box = boxes[key] = Vertex(f"box{len(boxes)}", "box", key[:-1], name=relative_name(key))
@@ -512,6 +523,16 @@ def _crossing_tensors(graph):
     return entering, leaving
 
 
+def cluster_names(graph) -> dict:
+    """{scope prefix: "cluster_<k>"} for every scope a vertex sits in, numbered in the
+    order the vertices are drawn (the names Graphviz writes into the SVG's titles)."""
+    names = {}
+    for v in graph.vertices.values():
+        for n in range(1, len(v.scope) + 1):
+            names.setdefault(v.scope[:n], f"cluster_{len(names)}")
+    return names
+
+
 def emit(graph, options, graph_attr) -> graphviz.Digraph:
     """Write the vertices into nested ``cluster_<k>`` subgraphs, one per scope prefix,
     then the edges.  Clusters are filled deepest first, so each is complete before it is
@@ -520,14 +541,11 @@ def emit(graph, options, graph_attr) -> graphviz.Digraph:
         "shape": "box", "style": "rounded,filled", "fillcolor": "#f4f4f4",
         "fontname": "Helvetica", "fontsize": "10"}, edge_attr={"fontname": "Helvetica", "fontsize": "8"})
     entering, leaving = _crossing_tensors(graph)
-    clusters = {}
+    clusters = {prefix: graphviz.Digraph(name, graph_attr={
+        "label": graphviz.escape(relative_name(prefix)), "style": "rounded,dashed",
+        "color": "#888888", "fontname": "Helvetica", "fontsize": "10"})
+        for prefix, name in cluster_names(graph).items()}
     for v in graph.vertices.values():
-        for n in range(1, len(v.scope) + 1):
-            prefix = v.scope[:n]
-            if prefix not in clusters:
-                clusters[prefix] = graphviz.Digraph(f"cluster_{len(clusters)}", graph_attr={
-                    "label": graphviz.escape(relative_name(prefix)), "style": "rounded,dashed",
-                    "color": "#888888", "fontname": "Helvetica", "fontsize": "10"})
         target = clusters[v.scope] if v.scope else dot
         target.node(v.id, **vertex_attributes(v, graph, options, entering, leaving))
     for prefix in sorted(clusters, key=len, reverse=True):
@@ -555,14 +573,25 @@ def to_dot(roots, *, depth=None, fold_repeats=False, show_data=False, show_grad=
     max_nodes:    stop drawing after this many nodes (None: no limit) and say so.
     """
     roots = _as_roots(roots)
+    check_options(trace, depth)
+    graph = build_graph(roots, depth=depth, fold_repeats=fold_repeats, backward=backward, max_nodes=max_nodes)
+    return emit(graph, *dot_options(backward, show_data, show_grad, trace, rankdir, title))
+
+
+def check_options(trace, depth, caller="to_dot"):
     if trace is not None and not isinstance(trace, Trace):
-        raise TypeError(f"to_dot: trace= must be a minigrad.tracing.Trace, got {type(trace).__name__}")
+        raise TypeError(f"{caller}: trace= must be a minigrad.tracing.Trace, got {type(trace).__name__}")
     if depth is not None and depth < 0:
-        raise ValueError(f"to_dot: depth must be >= 0 (levels of clusters to keep), got {depth}")
+        raise ValueError(f"{caller}: depth must be >= 0 (levels of clusters to keep), got {depth}")
+
+
+def build_graph(roots, *, depth=None, fold_repeats=False, backward=False, max_nodes=5000, expand=()) -> Graph:
+    """The vertices and edges to_dot draws: forward or backward, collapsed to ``depth``
+    (but for the scopes in ``expand``), folded, capped at ``max_nodes``."""
     graph = backward_graph(roots) if backward else forward_graph(roots)
     has_scopes = any(v.scope for v in graph.vertices.values())
     if depth is not None:
-        stands_for = collapse(graph, depth)
+        stands_for = collapse(graph, depth, expand)
         if fold_repeats:
             folded = fold_repeated_boxes(graph)
             stands_for = {k: folded.get(v, v) for k, v in stands_for.items()}
@@ -572,6 +601,11 @@ def to_dot(roots, *, depth=None, fold_repeats=False, show_data=False, show_grad=
         hint = "use depth=1 or 2 to collapse scopes" if has_scopes else "raise max_nodes"
         graph.add(Vertex("note", "note", (), name=f"… {dropped:,} more nodes not drawn "
                                                    f"(max_nodes={max_nodes}); {hint}"))
+    return graph
+
+
+def dot_options(backward, show_data, show_grad, trace, rankdir="TB", title=None) -> tuple:
+    """The drawing options and the graph attributes that ``emit`` takes."""
     steps = defaultdict(list)
     for step in trace.steps if trace is not None else ():
         steps[id(step.node)].append(step)
@@ -581,13 +615,13 @@ def to_dot(roots, *, depth=None, fold_repeats=False, show_data=False, show_grad=
         graph_attr["label"] = gradient_legend(title)
     elif title:
         graph_attr["label"] = graphviz.escape(title)
-    return emit(graph, options, graph_attr)
+    return options, graph_attr
 
 
 def render(roots, path, format=None, **options) -> Path:
     """Draw ``to_dot(roots, **options)`` into ``path`` as SVG, PNG or PDF (from
     ``format``, else the file's suffix, else SVG) with Graphviz's ``dot``; returns the
-    path written."""
+    path written.  HTML writes the interactive page of ``minigrad.html.to_html``."""
     if shutil.which("dot") is None:
         raise RuntimeError(NO_DOT_MESSAGE)
     path = Path(path)
@@ -596,6 +630,10 @@ def render(roots, path, format=None, **options) -> Path:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}, got {format!r}")
     if path.suffix.lstrip(".").lower() != format:
         path = path.with_name(path.name + "." + format)
+    if format == "html":
+        from minigrad.html import to_html  # html builds on this module
+
+        return to_html(roots, **options).save(path)
     picture = to_dot(roots, **options).pipe(format=format)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(picture)

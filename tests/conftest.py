@@ -10,6 +10,7 @@ says how to install it; under CI (the CI variable set) it fails instead, because
 installs everything and a skip there would hide a regression.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -35,6 +36,10 @@ settings.load_profile("ci" if IN_CI else "dev")
 OPTIONAL = {
     "dot": (lambda: shutil.which("dot") is not None,
             "Graphviz's dot program is not installed (apt-get install graphviz, or brew install graphviz)"),
+    "chromium": (lambda: all(os.path.exists(p) for p in ("/usr/bin/chromium", "/usr/bin/chromedriver"))
+                 and importlib.util.find_spec("selenium") is not None,
+                 "headless browser tests need Debian's chromium and chromedriver in /usr/bin "
+                 "(apt-get install chromium chromium-driver) and selenium (pip install -e '.[dev]')"),
 }
 
 

@@ -164,3 +164,38 @@ def test_trace_is_a_reverse_topological_order_of_the_graph(recipe):
 def test_trace_object_is_a_plain_container():
     t = Trace()
     assert len(t) == 0 and list(t) == []
+
+
+def test_where_gradients_add_up_the_trace_keeps_their_running_sum():
+    """h = 3x is used by exp and twice by one mul: three gradients add up into the one
+    that arrives at h's own step, and x gets h's gradient times 3."""
+    x = mg.tensor([1.0, -2.0], requires_grad=True)
+    h = x * 3
+    y = (h * h + h.exp()).sum()
+    with trace() as t:
+        y.backward()
+    ops = [s.op for s in t.steps]
+    assert ops == ["sum", "add", "exp", "mul", "mul"]
+    exp, square, times3 = t.steps[2:]
+    hd = h.data.astype(np.float64)
+    assert exp.input_grad_sums == ((0, (1, pytest.approx(np.linalg.norm(np.exp(hd))))),)
+    assert square.input_grad_sums == (
+        (0, (2, pytest.approx(np.linalg.norm(np.exp(hd) + hd), rel=1e-6))),
+        (1, (3, pytest.approx(np.linalg.norm(np.exp(hd) + 2 * hd), rel=1e-6))))
+    assert times3.grad_count == 3 and times3.grad_norm == pytest.approx(square.input_grad_sums[1][1][1])
+    assert times3.grad_summary.values == pytest.approx((np.exp(hd) + 2 * hd).tolist(), rel=1e-6)
+    assert times3.input_grad_sums == ((0, (1, pytest.approx(np.linalg.norm(x.grad.data)))),)
+    assert t._sums == {}  # the running sums are dropped when the trace ends
+
+
+def test_a_leaf_s_running_sum_goes_on_over_backward_passes_like_grad():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with trace() as t:
+        (x * 2).sum().backward()
+        x.grad.data *= 0.5  # a change to .grad in between (clipping, say) is not a gradient
+        (x * 2).sum().backward()
+        (x * 2).sum().backward()
+    first, second, third = t.steps[1], t.steps[3], t.steps[5]
+    assert first.input_grad_sums == ((0, (1, pytest.approx(np.sqrt(8)))),)
+    assert second.input_grad_sums == ((0, (2, pytest.approx(np.sqrt(32)))),)
+    assert third.input_grad_sums == ((0, (3, pytest.approx(np.sqrt(72)))),)

@@ -172,25 +172,35 @@ def add_attention_parser(commands):
 # ---------------------------------------------------------------------------- graph
 
 def run_graph(args):
+    from minigrad.tracing import trace
     from minigrad.viz import render
     from transformer.checkpoints import load_trained
     from transformer.inspection import model_loss
 
     trained = load_trained(args.checkpoint)
     loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
-    path = render(loss, args.out, depth=args.depth, fold_repeats=True,
-                  title=f"Transformer forward + loss, depth {args.depth}")
+    title = f"Transformer forward + loss, depth {args.depth}"
+    if args.html:  # the page steps through backward, so run it (keeping the graph to draw)
+        with trace() as steps:
+            loss.backward(retain_graph=True)
+        path = render(loss, args.out or "model.html", format="html", depth=args.depth, trace=steps, title=title)
+        print(f"wrote the page of one forward pass, loss and {len(steps)} backward steps to {path}")
+        return
+    path = render(loss, args.out or "model.svg", depth=args.depth, fold_repeats=True, title=title)
     print(f"wrote the graph of one forward pass and loss to {path}")
 
 
 def add_graph_parser(commands):
     p = commands.add_parser("graph", help="draw the model's computation graph", description=(
         "Run one forward pass and the loss on a small batch and draw the computation graph, "
-        "with modules below --depth collapsed into boxes and repeated layers folded."))
+        "with modules below --depth collapsed into boxes and repeated layers folded. With --html, "
+        "write an interactive page instead that steps through the backward pass."))
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--depth", type=positive_int, default=2, help="levels of modules drawn open (default 2)")
     p.add_argument("--batch", type=positive_int, default=2, help="examples in the batch (default 2)")
-    p.add_argument("--out", default="model.svg", help="output file; .svg, .png or .pdf (default: model.svg)")
+    p.add_argument("--html", action="store_true",
+                   help="write one self-contained HTML page: pan, zoom, open boxes, step through backward")
+    p.add_argument("--out", help="output file; .svg, .png or .pdf (default: model.svg; with --html: model.html)")
     p.set_defaults(run=run_graph)
 
 
