@@ -10,6 +10,7 @@ says how to install it; under CI (the CI variable set) it fails instead, because
 installs everything and a skip there would hide a regression.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -35,6 +36,8 @@ settings.load_profile("ci" if IN_CI else "dev")
 OPTIONAL = {
     "dot": (lambda: shutil.which("dot") is not None,
             "Graphviz's dot program is not installed (apt-get install graphviz, or brew install graphviz)"),
+    "torch": (lambda: importlib.util.find_spec("torch") is not None,
+              "PyTorch is not installed (pip install torch==2.13.0, or pip install -e \".[torch]\")"),
 }
 
 

@@ -205,8 +205,7 @@ def export_safetensors(model, tokenizer, path, names: str = "torch", train_confi
                        step: int | None = None) -> dict:
     """Write the model to ``path`` (atomically) with the config and tokenizer (and, if
     given, the training config and step) as JSON in the metadata.  Returns the arrays."""
-    from safetensors.numpy import save
-
+    save = _safetensors().numpy.save
     if names not in NAME_STYLES:
         raise InteropError(f"export: names must be one of {NAME_STYLES}, got {names!r}")
     arrays = to_torch_arrays(model) if names == "torch" else model.state_dict()
@@ -216,7 +215,10 @@ def export_safetensors(model, tokenizer, path, names: str = "torch", train_confi
         metadata["train"] = json.dumps(train_config)
     if step is not None:
         metadata["step"] = str(int(step))
-    _write_atomically(path, save(arrays, metadata=metadata))
+    try:
+        _write_atomically(path, save(arrays, metadata=metadata))
+    except OSError as e:
+        raise InteropError(f"{path}: cannot write the file: {e.strerror or e}") from e
     return arrays
 
 
@@ -224,16 +226,14 @@ def import_safetensors(path) -> Trained:
     """Read a file written by ``export_safetensors`` (either name style) into a minigrad
     Transformer in eval mode.  The metadata is validated before a model is built, the
     arrays before anything is loaded; every problem is an InteropError of one line."""
-    from safetensors import safe_open
-    from safetensors.numpy import load_file
-
+    safetensors = _safetensors()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InteropError(f"{path}: no such file")
     try:
-        with safe_open(path, framework="np") as f:
+        with safetensors.safe_open(path, framework="np") as f:
             metadata = f.metadata() or {}
-        arrays = load_file(path)
+        arrays = safetensors.numpy.load_file(path)
     except Exception as e:  # safetensors raises its own SafetensorError, OSError, or ValueError for odd dtypes
         raise InteropError(f"{path}: not a readable safetensors file: {type(e).__name__}: {e}") from e
     checked = validate_metadata(metadata, path)
@@ -246,6 +246,16 @@ def import_safetensors(path) -> Trained:
 def load_model(path) -> Trained:
     """A model from a training checkpoint (.npz) or an exported .safetensors file."""
     return import_safetensors(path) if Path(path).suffix == ".safetensors" else load_trained(path)
+
+
+def _safetensors():
+    """The safetensors package (an optional dependency), or a one-line InteropError."""
+    try:
+        import safetensors.numpy
+    except ImportError as e:
+        raise InteropError("reading and writing .safetensors files needs the safetensors package "
+                           "(pip install safetensors, or pip install -e \".[torch]\")") from e
+    return safetensors
 
 
 def _write_atomically(path, data: bytes):
@@ -330,7 +340,10 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     if parsed["config"] is None or parsed["tokenizer"] is None:
         raise InteropError(f"{source}: the metadata lacks the model config or the tokenizer")
     config = validate_model_config(parsed["config"], source)
-    tokenizer = tokenizer_from_dict(parsed["tokenizer"], source=f"{source}: tokenizer")
+    try:
+        tokenizer = tokenizer_from_dict(parsed["tokenizer"], source=f"{source}: tokenizer")
+    except ValueError as e:
+        raise InteropError(str(e)) from e
     if tokenizer.vocab_size > min(config.src_vocab_size, config.tgt_vocab_size):
         raise InteropError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
                            f"vocabulary ({config.src_vocab_size}, {config.tgt_vocab_size})")
