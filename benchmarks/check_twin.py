@@ -23,6 +23,7 @@ import torch
 from benchmarks import torch_twin
 from benchmarks.configs import CONFIGS, make_batch
 from benchmarks.train_bench import build_minigrad_model
+from transformer.interop import linear_weight_names
 
 
 def compare(config_name: str, float64: bool = False) -> dict:
@@ -44,13 +45,12 @@ def compare(config_name: str, float64: bool = False) -> dict:
     torch_loss.backward()
 
     ours = dict(model.named_parameters())
+    linear = linear_weight_names(model)
     largest = max(float(p.grad.abs().max()) for p in twin.parameters())
     worst, worst_name = 0.0, None
     for name, p in twin.named_parameters():
         g_torch = p.grad.numpy()
-        g_ours = ours[name].grad.data
-        if g_torch.ndim == 2 and not name.endswith("tokens.weight"):
-            g_ours = g_ours.T
+        g_ours = ours[name].grad.data.T if name in linear else ours[name].grad.data
         # The key bias gets a gradient that is zero in exact math (softmax ignores a shift
         # shared by all keys), so its own scale is round-off; floor the scale at 1e-3 of
         # the largest gradient of the model.

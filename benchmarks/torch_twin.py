@@ -10,7 +10,9 @@ target embedding, F.cross_entropy(label_smoothing=0.1, ignore_index=PAD), float3
 Module and parameter names mirror ours (``encoder.layers.0.self_attn.w_q.weight``), so
 ``load_minigrad_weights`` can copy a minigrad model in and ``check_twin`` can verify
 that both compute the same loss and gradients.  nn.Linear stores (out, in), the
-transpose of minigrad's (in, out) layout.
+transpose of minigrad's (in, out) layout: which arrays are transposed comes from
+transformer.interop, the one place that maps our layout onto torch's.  (For the model
+built from torch.nn's own Transformer layers, see transformer/torch_model.py.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.configs import PAD, TrainConfig
+from transformer.interop import linear_weight_names
 
 
 def sinusoidal_table(max_len: int, d_model: int) -> torch.Tensor:
@@ -181,9 +184,8 @@ def load_minigrad_weights(twin: TorchTransformer, model) -> None:
     if set(ours) != set(theirs):
         raise ValueError(f"parameter names differ: only minigrad {sorted(set(ours) - set(theirs))}, "
                          f"only twin {sorted(set(theirs) - set(ours))}")
+    linear = linear_weight_names(model)
     with torch.no_grad():
         for name, p in theirs.items():
-            array = ours[name].data
-            if p.ndim == 2 and not name.endswith("tokens.weight"):  # a Linear
-                array = array.T
+            array = ours[name].data.T if name in linear else ours[name].data
             p.copy_(torch.from_numpy(np.ascontiguousarray(array)))

@@ -40,6 +40,8 @@ OPTIONAL = {
                  and importlib.util.find_spec("selenium") is not None,
                  "headless browser tests need Debian's chromium and chromedriver in /usr/bin "
                  "(apt-get install chromium chromium-driver) and selenium (pip install -e '.[dev]')"),
+    "torch": (lambda: importlib.util.find_spec("torch") is not None,
+              "PyTorch is not installed (pip install torch==2.13.0, or pip install -e \".[torch]\")"),
 }
 
 

@@ -4,6 +4,7 @@
     python -m transformer translate "26 November 2026" "Thu, Nov 26 2026"
     python -m transformer attention --text "26 November 2026" --out attn.png
     python -m transformer graph --depth 2 --out model.svg
+    python -m transformer export runs/dates/checkpoint.npz --out dates.safetensors
 
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
 does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
@@ -114,10 +115,10 @@ def check_known_chars(tokenizer, texts):
 
 
 def run_translate(args):
-    from transformer.checkpoints import load_trained
     from transformer.decoding import translate
+    from transformer.interop import load_model
 
-    trained = load_trained(args.checkpoint)
+    trained = load_model(args.checkpoint)  # a training checkpoint or an exported .safetensors
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     check_known_chars(trained.tokenizer, texts)
     for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
@@ -128,7 +129,8 @@ def add_translate_parser(commands):
     p = commands.add_parser("translate", help="run a trained model on texts", description=(
         "Translate each text (or each line of stdin when no text is given) with a trained model."))
     p.add_argument("texts", nargs="*", help="source texts, e.g. '26 November 2026'")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                   help=f"a checkpoint or an exported .safetensors model (default: {DEFAULT_CHECKPOINT})")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (1: greedy, the default)")
     p.add_argument("--show-source", action="store_true", help="print 'source → output'")
     p.set_defaults(run=run_translate)
@@ -204,6 +206,31 @@ def add_graph_parser(commands):
     p.set_defaults(run=run_graph)
 
 
+# ---------------------------------------------------------------------------- export
+
+def run_export(args):
+    from transformer.checkpoints import load_trained
+    from transformer.interop import export_safetensors
+
+    trained = load_trained(args.checkpoint)
+    arrays = export_safetensors(trained.model, trained.tokenizer, args.out, names=args.names,
+                                train_config=trained.train_config, step=trained.step)
+    print(f"wrote {len(arrays)} tensors ({sum(a.size for a in arrays.values()):,} numbers) under {args.names} "
+          f"names, with the config and tokenizer, to {args.out}")
+
+
+def add_export_parser(commands):
+    p = commands.add_parser("export", help="write a checkpoint's model as a .safetensors file", description=(
+        "Write the model of a training checkpoint as a .safetensors file, with its config and tokenizer "
+        "in the metadata: under PyTorch's names and layouts (loads into transformer.torch_model."
+        "TorchTransformer, see docs/state_dict.md) or under ours. translate --checkpoint reads it back."))
+    p.add_argument("checkpoint", help="a training checkpoint, e.g. runs/dates/checkpoint.npz")
+    p.add_argument("--out", default="model.safetensors", help="output file (default: model.safetensors)")
+    p.add_argument("--names", choices=["torch", "minigrad"], default="torch",
+                   help="torch (default): torch.nn's names and (out, in) layouts; minigrad: our state_dict")
+    p.set_defaults(run=run_export)
+
+
 # ---------------------------------------------------------------------------- main
 
 def positive_int(text):
@@ -217,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m transformer", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_train_parser, add_translate_parser, add_attention_parser, add_graph_parser):
+    for add in (add_train_parser, add_translate_parser, add_attention_parser, add_graph_parser,
+                add_export_parser):
         add(commands)
     return parser
 

@@ -1,0 +1,381 @@
+"""Moving a Transformer between minigrad and PyTorch: safetensors files and torch.nn modules.
+
+    python -m transformer export runs/dates/checkpoint.npz --out dates.safetensors
+
+    >>> export_safetensors(model, tokenizer, "dates.safetensors")   # doctest: +SKIP
+    >>> trained = import_safetensors("dates.safetensors")           # doctest: +SKIP
+    >>> module = to_torch(trained.model)                            # doctest: +SKIP  (needs torch)
+    >>> model = from_torch(module)                                  # doctest: +SKIP
+
+A file holds the weights under PyTorch's names and layouts (``names="torch"``, what
+``TorchTransformer.state_dict()`` holds, so ``load_state_dict(safetensors.torch.load_file(f))``
+works) or under ours (``names="minigrad"``), and in its metadata, as JSON strings, the
+model config and the tokenizer: the file alone is a usable model.  Writing and reading
+need only numpy and ``safetensors``; torch is needed only for ``to_torch``/``from_torch``.
+
+The mapping, ours → torch (docs/state_dict.md has every name):
+
+    *_attn.w_q/w_k/w_v.weight  3 × (d, d)  →  *_attn.in_proj_weight (3d, d) = [W_Qᵀ; W_Kᵀ; W_Vᵀ]
+    *_attn.w_q/w_k/w_v.bias    3 × (d,)    →  *_attn.in_proj_bias (3d,)
+    *_attn.w_o.weight / .bias              →  *_attn.out_proj.weight (transposed) / .bias
+    decoder.layers.i.cross_attn.*          →  decoder.layers.i.multihead_attn.*
+    *.ffn.linear1/linear2.*                →  *.linear1/linear2.* (weights transposed)
+    output.weight (d, V)                   →  output.weight (V, d)
+    embeddings, norms                      →  the same names, the same arrays
+
+Every ``nn.Linear`` weight is transposed: ours is (in, out), torch's (out, in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minigrad import nn
+from transformer.checkpoints import Trained, load_trained
+from transformer.model import Transformer, TransformerConfig
+from transformer.tokenizer import tokenizer_from_dict
+
+FORMAT = "minigrad-transformer"
+VERSION = "1"
+NAME_STYLES = ("torch", "minigrad")
+
+
+class InteropError(ValueError):
+    """A file or state dict that cannot be read or does not fit the model (one line)."""
+
+
+# --------------------------------------------------------------------------- the mapping
+
+
+def linear_weight_names(model) -> set[str]:
+    """Names of the parameters that are ``nn.Linear`` weights: (in, out) here, (out, in)
+    in torch, so they are transposed on the way."""
+    linear = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    return {name for name, p in model.named_parameters() if id(p) in linear}
+
+
+def torch_name(name: str) -> str:
+    """Our name -> torch's: "decoder.layers.0.cross_attn.w_k.bias" -> "decoder.layers.0.multihead_attn.in_proj_bias"."""
+    name = name.replace(".cross_attn.", ".multihead_attn.").replace(".ffn.", ".")
+    block, _, kind = name.rpartition(".")  # "….self_attn.w_q", "weight"
+    attention, _, projection = block.rpartition(".")
+    if projection in ("w_q", "w_k", "w_v"):
+        return f"{attention}.in_proj_{kind}"
+    if projection == "w_o":
+        return f"{attention}.out_proj.{kind}"
+    return name
+
+
+@dataclass(frozen=True)
+class TorchEntry:
+    """One torch state_dict entry: our arrays ``parts`` (each transposed when
+    ``transposed``), stacked along axis 0 (q, k, v for in_proj; one part otherwise)."""
+
+    name: str
+    parts: tuple[str, ...]
+    transposed: bool
+
+
+def torch_mapping(model) -> list[TorchEntry]:
+    """The entries of the torch state_dict, from the model's own parameter list.  The
+    attention blocks register w_q, w_k, w_v in that order, which is torch's stacking order."""
+    linear = linear_weight_names(model)
+    grouped: dict[str, list[str]] = {}
+    for name in model.state_dict():
+        grouped.setdefault(torch_name(name), []).append(name)
+    return [TorchEntry(name, tuple(parts), parts[0] in linear) for name, parts in grouped.items()]
+
+
+def tied_aliases(model) -> dict[str, str]:
+    """{other name: first name} of each parameter reachable by more than one path
+    (``share_embeddings``: "tgt_embed.tokens.weight" -> "src_embed.tokens.weight").
+    Our state_dict lists a shared parameter once; torch's lists it under every path."""
+    first = {id(p): name for name, p in model.named_parameters()}
+    aliases = {}
+
+    def walk(prefix, module):
+        for name, p in module._parameters.items():
+            if first[id(p)] != prefix + name:
+                aliases[prefix + name] = first[id(p)]
+        for name, child in module._modules.items():
+            walk(f"{prefix}{name}.", child)
+
+    walk("", model)
+    return aliases
+
+
+def _torch_shape(entry: TorchEntry, shapes: dict) -> tuple:
+    part = shapes[entry.parts[0]]
+    part = part[::-1] if entry.transposed else part
+    return (len(entry.parts) * part[0], *part[1:])
+
+
+def to_torch_arrays(model) -> dict[str, np.ndarray]:
+    """The model's weights as torch's state_dict holds them: torch names and layouts,
+    tied parameters under every name.  Copies; exact (transposes and stacking only)."""
+    state = model.state_dict()
+    arrays = {}
+    for entry in torch_mapping(model):
+        parts = [state[name].T if entry.transposed else state[name] for name in entry.parts]
+        arrays[entry.name] = np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0])
+    for alias, name in tied_aliases(model).items():
+        arrays[torch_name(alias)] = arrays[torch_name(name)]
+    return arrays
+
+
+def minigrad_state(model, arrays: dict, names: str = "torch", source: str = "the state dict") -> dict:
+    """The inverse of ``to_torch_arrays`` (or, with ``names="minigrad"``, a check of our own
+    state dict): our name -> array, ready for ``model.load_state_dict``.  Raises
+    InteropError, one line naming every missing, unexpected or wrongly shaped key."""
+    if names not in NAME_STYLES:
+        raise InteropError(f"{source}: names must be one of {NAME_STYLES}, got {names!r}")
+    shapes = {name: array.shape for name, array in model.state_dict().items()}
+    if names == "minigrad":
+        _check_keys(arrays, shapes, {}, source)
+        return {name: np.asarray(arrays[name]) for name in shapes}
+    mapping = torch_mapping(model)
+    aliases = {torch_name(a): torch_name(n) for a, n in tied_aliases(model).items()}
+    _check_keys(arrays, {e.name: _torch_shape(e, shapes) for e in mapping}, aliases, source)
+    state = {}
+    for entry in mapping:
+        for name, part in zip(entry.parts, np.split(np.asarray(arrays[entry.name]), len(entry.parts))):
+            state[name] = part.T if entry.transposed else part
+    return state
+
+
+def _check_keys(arrays: dict, expected: dict, aliases: dict, source: str):
+    """All problems of ``arrays`` against ``expected`` (name -> shape) in one line.
+    ``aliases`` (other name -> name) may be present, holding the same array."""
+    def listed(items):
+        items = list(items)
+        return ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+
+    missing = [f"{k} {expected[k]}" for k in expected if k not in arrays]
+    unexpected = [k for k in arrays if k not in expected and k not in aliases]
+    problems = []
+    for name, array in arrays.items():
+        if name in aliases and name not in expected:
+            if aliases[name] in arrays and not np.array_equal(array, arrays[aliases[name]]):
+                problems.append(f"{name} should equal the tied {aliases[name]}")
+            continue
+        array = np.asarray(array)
+        if name in expected and array.shape != expected[name]:
+            problems.append(f"{name} is {array.shape}, expected {expected[name]}")
+        elif name in expected and array.dtype.kind != "f":
+            problems.append(f"{name} has dtype {array.dtype}, expected floating point")
+    parts = [f"missing keys: {listed(missing)}" if missing else "",
+             f"unexpected keys: {listed(unexpected)}" if unexpected else "",
+             f"wrong shapes or dtypes: {listed(problems)}" if problems else ""]
+    if any(parts):
+        raise InteropError(f"{source} does not fit the model: " + "; ".join(p for p in parts if p))
+
+
+def load_arrays(model, arrays: dict, names: str = "torch", source: str = "the state dict"):
+    """Copy torch-named (or minigrad-named) arrays into ``model``; nothing changes on error."""
+    model.load_state_dict(minigrad_state(model, arrays, names, source))
+    return model
+
+
+def import_state_dict(arrays: dict, config, names: str = "torch", dtype=None) -> Transformer:
+    """A minigrad Transformer of ``config`` (a TransformerConfig or its dict) holding
+    ``arrays``, e.g. ``{k: v.numpy() for k, v in torch_module.state_dict().items()}``."""
+    if not isinstance(config, TransformerConfig):
+        config = validate_model_config(config, "the config")
+    dtype = dtype or _float_dtype(arrays)
+    return load_arrays(Transformer(config, dtype=dtype), arrays, names)
+
+
+def _float_dtype(arrays: dict):
+    """float64 when every array is float64, else float32 (minigrad's default)."""
+    dtypes = {np.asarray(a).dtype for a in arrays.values()}
+    return np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
+
+
+# --------------------------------------------------------------------------- safetensors files
+
+
+def export_safetensors(model, tokenizer, path, names: str = "torch", train_config: dict | None = None,
+                       step: int | None = None) -> dict:
+    """Write the model to ``path`` (atomically) with the config and tokenizer (and, if
+    given, the training config and step) as JSON in the metadata.  Returns the arrays."""
+    save = _safetensors().numpy.save
+    if names not in NAME_STYLES:
+        raise InteropError(f"export: names must be one of {NAME_STYLES}, got {names!r}")
+    arrays = to_torch_arrays(model) if names == "torch" else model.state_dict()
+    metadata = {"format": FORMAT, "version": VERSION, "names": names,
+                "config": json.dumps(model.config.to_dict()), "tokenizer": json.dumps(tokenizer.to_dict())}
+    if train_config is not None:
+        metadata["train"] = json.dumps(train_config)
+    if step is not None:
+        metadata["step"] = str(int(step))
+    try:
+        _write_atomically(path, save(arrays, metadata=metadata))
+    except OSError as e:
+        raise InteropError(f"{path}: cannot write the file: {e.strerror or e}") from e
+    return arrays
+
+
+def import_safetensors(path) -> Trained:
+    """Read a file written by ``export_safetensors`` (either name style) into a minigrad
+    Transformer in eval mode.  The metadata is validated before a model is built, the
+    arrays before anything is loaded; every problem is an InteropError of one line."""
+    safetensors = _safetensors()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InteropError(f"{path}: no such file")
+    try:
+        with safetensors.safe_open(path, framework="np") as f:
+            metadata = f.metadata() or {}
+        arrays = safetensors.numpy.load_file(path)
+    except Exception as e:  # safetensors raises its own SafetensorError, OSError, or ValueError for odd dtypes
+        raise InteropError(f"{path}: not a readable safetensors file: {type(e).__name__}: {e}") from e
+    checked = validate_metadata(metadata, path)
+    model = Transformer(checked.config, dtype=_float_dtype(arrays))
+    load_arrays(model, arrays, checked.names, path)
+    model.eval()
+    return Trained(model, checked.tokenizer, checked.train_config, checked.step)
+
+
+def load_model(path) -> Trained:
+    """A model from a training checkpoint (.npz) or an exported .safetensors file."""
+    return import_safetensors(path) if Path(path).suffix == ".safetensors" else load_trained(path)
+
+
+def _safetensors():
+    """The safetensors package (an optional dependency), or a one-line InteropError."""
+    try:
+        import safetensors.numpy
+    except ImportError as e:
+        raise InteropError("reading and writing .safetensors files needs the safetensors package "
+                           "(pip install safetensors, or pip install -e \".[torch]\")") from e
+    return safetensors
+
+
+def _write_atomically(path, data: bytes):
+    """Temp file next to ``path``, fsync, rename: readers see the old file or the new one."""
+    path = os.fspath(path)
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.",
+                                suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+# --------------------------------------------------------------------------- metadata validation
+# Self-contained and deliberately small: it checks what building a model trusts.
+
+
+@dataclass
+class FileMetadata:
+    config: TransformerConfig
+    tokenizer: object
+    names: str
+    train_config: dict
+    step: int
+
+
+SIZE_LIMIT = 1 << 20  # no dimension, vocabulary or length above this: a crafted file cannot make us allocate terabytes
+LAYER_LIMIT = 1000
+
+
+def validate_model_config(values, source) -> TransformerConfig:
+    """A TransformerConfig from JSON values, or InteropError naming the bad field."""
+    if not isinstance(values, dict):
+        raise InteropError(f"{source}: the model config must be a JSON object, got {type(values).__name__}")
+    ints = {"src_vocab_size": 1, "tgt_vocab_size": 1, "d_model": 1, "n_heads": 1, "n_encoder_layers": 0,
+            "n_decoder_layers": 0, "d_ff": 1, "max_len": 2, "pad_id": 0}
+    for name, low in ints.items():
+        if name not in values:
+            continue
+        value, high = values[name], LAYER_LIMIT if name.endswith("layers") else SIZE_LIMIT
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InteropError(f"{source}: model config field {name} must be an integer in [{low}, {high}], "
+                               f"got {value!r}")
+    for name in ("norm_first", "tie_output", "share_embeddings"):
+        if name in values and not isinstance(values[name], bool):
+            raise InteropError(f"{source}: model config field {name} must be true or false, got {values[name]!r}")
+    if values.get("positional", "sinusoidal") not in ("sinusoidal", "learned"):
+        raise InteropError(f"{source}: model config field positional must be 'sinusoidal' or 'learned', "
+                           f"got {values['positional']!r}")
+    if "dropout" in values and (isinstance(values["dropout"], bool) or not isinstance(values["dropout"], (int, float))):
+        raise InteropError(f"{source}: model config field dropout must be a number, got {values['dropout']!r}")
+    try:
+        config = TransformerConfig.from_dict(values)
+    except (TypeError, ValueError) as e:
+        raise InteropError(f"{source}: invalid model config: {e}") from e
+    if config.pad_id >= min(config.src_vocab_size, config.tgt_vocab_size):
+        raise InteropError(f"{source}: model config pad_id {config.pad_id} is outside the vocabulary")
+    return config
+
+
+def validate_metadata(metadata: dict, source) -> FileMetadata:
+    """Check the file's metadata (format, name style, config, tokenizer, training info)."""
+    if metadata.get("format") != FORMAT:
+        raise InteropError(f"{source}: not a model exported by minigrad (metadata format is "
+                           f"{metadata.get('format')!r}, expected {FORMAT!r})")
+    if metadata.get("version") != VERSION:
+        raise InteropError(f"{source}: format version {metadata.get('version')!r}; this reads version {VERSION}")
+    if metadata.get("names") not in NAME_STYLES:
+        raise InteropError(f"{source}: metadata names must be one of {NAME_STYLES}, got {metadata.get('names')!r}")
+    parsed = {}
+    for key in ("config", "tokenizer", "train"):
+        try:
+            parsed[key] = json.loads(metadata[key]) if key in metadata else None
+        except json.JSONDecodeError as e:
+            raise InteropError(f"{source}: metadata {key} is not valid JSON: {e}") from e
+    if parsed["config"] is None or parsed["tokenizer"] is None:
+        raise InteropError(f"{source}: the metadata lacks the model config or the tokenizer")
+    config = validate_model_config(parsed["config"], source)
+    try:
+        tokenizer = tokenizer_from_dict(parsed["tokenizer"], source=f"{source}: tokenizer")
+    except ValueError as e:
+        raise InteropError(str(e)) from e
+    if tokenizer.vocab_size > min(config.src_vocab_size, config.tgt_vocab_size):
+        raise InteropError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
+                           f"vocabulary ({config.src_vocab_size}, {config.tgt_vocab_size})")
+    train = parsed["train"] if parsed["train"] is not None else {}
+    if not isinstance(train, dict):
+        raise InteropError(f"{source}: metadata train must be a JSON object, got {type(train).__name__}")
+    step = metadata.get("step", "0")
+    if not step.isdigit():
+        raise InteropError(f"{source}: metadata step must be a non-negative integer, got {step!r}")
+    return FileMetadata(config, tokenizer, metadata["names"], train, int(step))
+
+
+# --------------------------------------------------------------------------- torch (optional)
+
+
+def to_torch(model):
+    """A ``transformer.torch_model.TorchTransformer`` (torch.nn layers) with the model's
+    config, dtype and weights, in the model's train/eval mode.  Needs torch."""
+    import torch
+
+    from transformer.torch_model import TorchTransformer
+
+    dtype = {np.dtype(np.float64): torch.float64}.get(next(model.parameters()).dtype, torch.float32)
+    module = TorchTransformer(model.config, dtype=dtype)
+    module.load_state_dict({name: torch.from_numpy(array) for name, array in to_torch_arrays(model).items()})
+    return module.train(model.training)
+
+
+def from_torch(module) -> Transformer:
+    """A minigrad Transformer with the weights of a TorchTransformer (or a
+    DistributedDataParallel wrapping one), in the module's train/eval mode."""
+    module = getattr(module, "module", module)  # unwrap DistributedDataParallel
+    arrays = {name: t.detach().cpu().numpy() for name, t in module.state_dict().items()}
+    model = import_state_dict(arrays, module.config)
+    return model.train(module.training)
