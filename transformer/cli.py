@@ -12,7 +12,10 @@ does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,21 +40,81 @@ class CommandError(Exception):
 # ---------------------------------------------------------------------------- train
 
 def run_train(args):
-    from transformer.decoding import translate
-    from transformer.train import TrainConfig, train
+    """Train, with the command line's guarantees: a setting out of range is one line naming
+    its option; a closed stdout (``... | head -1``) only silences the output; a second
+    Ctrl-C ends without a traceback; notes about the run directory are "warning:" lines."""
+    from transformer.train import RunDirectoryError, SettingError, TrainingDiverged
 
     given = {name: value for name, value in vars(args).items()
              if name in TRAIN_FLAGS and value is not None}
+    with contextlib.redirect_stdout(OutputThatMayClose(sys.stdout)), warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        try:
+            train_and_show(args, given)
+        except SettingError as e:
+            flag = "--" + e.name.replace("_", "-")
+            if e.name in given or not args.resume:
+                args.usage_error(f"argument {flag}: {e.problem}")
+            raise CommandError(f"{args.resume} stores {e.name} that {e.problem} (give {flag} to change it)") from e
+        except RunDirectoryError as e:
+            raise CommandError(str(e)) from e
+        except TrainingDiverged as e:
+            raise CommandError(f"{e} (lower --lr-scale, or pass --on-nonfinite skip to go on without "
+                               "such steps)") from e
+        except KeyboardInterrupt:
+            print("python -m transformer train: interrupted; the run directory keeps its last checkpoint",
+                  file=sys.stderr)
+            raise SystemExit(130) from None
+        finally:
+            sys.stdout.flush()
+
+
+class OutputThatMayClose:
+    """sys.stdout that outlives its reader: once a write finds the pipe closed
+    (BrokenPipeError), the stream is pointed at /dev/null and the command goes on."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stream.fileno())  # the pending buffer and later writes go nowhere
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def train_and_show(args, given):
+    from transformer.decoding import translate
+    from transformer.train import TrainConfig, train
+
     if args.resume:
         from transformer.checkpoints import read_run_config
 
         config, _ = read_run_config(args.resume)
-        config = TrainConfig.from_dict({**config["train"], **given})
+        # A resumed run goes on in its checkpoint's directory, from wherever it is started.
+        config = TrainConfig.from_dict({**config["train"], "out": str(Path(args.resume).parent), **given})
     else:
         config = TrainConfig.for_task(**given)
     print(f"training {config.task} for {config.steps} steps into {config.out}/"
-          + (f", resuming from {args.resume}" if args.resume else ""))
-    run = train(config, resume=args.resume, progress=not args.quiet)
+          + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
+    run = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    if run.skipped:
+        print(f"{run.skipped} of the steps were skipped: their loss or gradient norm was not finite")
     if run.stopped_by:
         print(f"stopped by {run.stopped_by} at step {run.step}; checkpoint saved to {run.checkpoint}\n"
               f"continue with: python -m transformer train --resume {run.checkpoint}")
@@ -71,7 +134,8 @@ def run_train(args):
 
 
 TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule",
-               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train")
+               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train",
+               "checkpoint_seconds", "on_nonfinite")
 
 
 def add_train_parser(commands):
@@ -93,13 +157,19 @@ def add_train_parser(commands):
     p.add_argument("--clip-norm", dest="clip_norm", type=float)
     p.add_argument("--eval-every", dest="eval_every", type=int)
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--checkpoint-seconds", dest="checkpoint_seconds", type=float,
+                   help="also save after this many seconds of training since the last save (default 60)")
+    p.add_argument("--on-nonfinite", dest="on_nonfinite", choices=["stop", "skip"],
+                   help="a step whose loss or gradient norm is inf/NaN: stop training (default) or skip the step")
     p.add_argument("--seed", type=int)
     p.add_argument("--n-train", dest="n_train", type=int, help="training examples")
-    p.add_argument("--out", help="run directory (default: runs/<task>)")
+    p.add_argument("--out", help="run directory (default: runs/<task>; with --resume, the checkpoint's directory)")
     p.add_argument("--resume", metavar="PATH", help="continue from this checkpoint (its settings, "
                    "except the options given here)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in a directory that holds a run, "
+                   "deleting its checkpoints and metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, usage_error=p.error)
 
 
 # ---------------------------------------------------------------------------- translate
