@@ -23,6 +23,8 @@ import numpy as np
 from minigrad.checkpoint import CheckpointError
 
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
+MAX_BEAM = 64          # translate --beam: a beam is a batch of hypotheses per text; more buys nothing here
+MAX_GRAPH_BATCH = 64   # graph --batch: the picture is the same for any batch; memory grows with it
 EXAMPLES_SHOWN = 10
 
 
@@ -199,7 +201,8 @@ def add_translate_parser(commands):
         "Translate each text (or each line of stdin when no text is given) with a trained model."))
     p.add_argument("texts", nargs="*", help="source texts, e.g. '26 November 2026'")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
-    p.add_argument("--beam", type=positive_int, default=1, help="beam size (1: greedy, the default)")
+    p.add_argument("--beam", type=int_between(1, MAX_BEAM), default=1,
+                   help=f"beam size, 1 to {MAX_BEAM} (1: greedy, the default)")
     p.add_argument("--show-source", action="store_true", help="print 'source → output'")
     p.set_defaults(run=run_translate)
 
@@ -259,7 +262,8 @@ def add_graph_parser(commands):
         "with modules below --depth collapsed into boxes and repeated layers folded."))
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--depth", type=positive_int, default=2, help="levels of modules drawn open (default 2)")
-    p.add_argument("--batch", type=positive_int, default=2, help="examples in the batch (default 2)")
+    p.add_argument("--batch", type=int_between(1, MAX_GRAPH_BATCH), default=2,
+                   help=f"examples in the batch, 1 to {MAX_GRAPH_BATCH} (default 2)")
     p.add_argument("--out", default="model.svg", help="output file; .svg, .png or .pdf (default: model.svg)")
     p.set_defaults(run=run_graph)
 
@@ -271,6 +275,17 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def int_between(low, high):
+    """An argparse type: an integer from ``low`` to ``high``."""
+    def parse(text):
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
