@@ -348,8 +348,8 @@ def lock_run_directory(out: Path) -> FileLock:
     try:
         lock.acquire()
     except Timeout:
-        raise RunDirectoryError(f"{out} is in use by another training run (it holds {out / LOCK}); wait for it to "
-                           "end, or give this run another --out") from None
+        raise RunDirectoryError(f"{out} is in use by another training run (it holds {out / LOCK}); wait for "
+                                "it to end, or give this run another --out") from None
     return lock
 
 
@@ -363,8 +363,8 @@ def prepare_run_directory(out: Path, resume, overwrite: bool):
     if held and not resuming_here:
         if not overwrite:
             hint = f"continue it with --resume {out / CHECKPOINT}, or " if CHECKPOINT in held else ""
-            raise RunDirectoryError(f"{out} already holds a training run ({', '.join(held)}); {hint}start it "
-                               "afresh with --overwrite, or give another --out")
+            raise RunDirectoryError(f"{out} already holds a training run ({', '.join(held)}); {hint}start "
+                                    "it afresh with --overwrite, or give another --out")
         for name in (CHECKPOINT, PREVIOUS, METRICS, "training.png"):
             (out / name).unlink(missing_ok=True)
     leftovers = [temp for name in (CHECKPOINT, PREVIOUS, METRICS) for temp in out.glob(f".{name}.*.tmp")]
@@ -376,9 +376,10 @@ def prepare_run_directory(out: Path, resume, overwrite: bool):
 
 
 def keep_previous(checkpoint: Path):
-    """Make ``checkpoint.prev.npz`` the current ``checkpoint.npz``, atomically: a hard link
-    (a copy where links are not supported) under a temp name, renamed over the old one.
-    The save that follows replaces ``checkpoint.npz`` by a new file, leaving this one."""
+    """Turn the current ``checkpoint.npz`` into ``checkpoint.prev.npz``, atomically: a hard
+    link to it (a copy where links are not supported) under a temp name, renamed over the
+    old one.  The save that follows replaces ``checkpoint.npz`` by a new file and leaves
+    this one; at every moment both names hold complete checkpoints."""
     if not checkpoint.exists():
         return
     temp = checkpoint.with_name(f".{PREVIOUS}.{secrets.token_hex(4)}.tmp")
@@ -472,8 +473,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     started = time.perf_counter()
     model.train()
     bar = tqdm(total=config.steps, initial=step, desc=config.task, disable=not progress, dynamic_ncols=True)
-    window = {"loss": 0.0, "correct": 0, "tokens": 0, "steps": 0}  # training metrics since the last log line
-    skipped, window_skipped, diverged = 0, 0, None
+    window = {"loss": 0.0, "correct": 0, "tokens": 0, "steps": 0, "skipped": 0}  # since the last log line
+    skipped, diverged = 0, None  # steps skipped in the whole run; why the run stopped, if it diverged
     with StopOnSignal() as stop:
         while step < config.steps and stop.received is None:
             between_steps = (train_batches.state_dict(), model.dropout_rng.bit_generator.state)
@@ -494,27 +495,25 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
                 break
             if nonfinite is None:
                 optimizer.step()
-            else:  # on_nonfinite == "skip": throw the batch away, keep the step count
-                skipped += 1
-                window_skipped += 1
-                bar.write(f"step {step + 1}: the {nonfinite}; step skipped")
-            schedule.step()
-            step += 1
-
-            bar.update(1)
-            if nonfinite is None:
                 correct, tokens = token_accuracy_counts(logits.data, batch.tgt_out)
                 window["loss"] += float(loss.data)
                 window["correct"] += correct
                 window["tokens"] += tokens
                 window["steps"] += 1
                 bar.set_postfix(loss=f"{float(loss.data):.3f}", acc=f"{correct / tokens:.3f}")
+            else:  # on_nonfinite == "skip": throw the batch away, keep the step count
+                skipped += 1
+                window["skipped"] += 1
+                bar.write(f"step {step + 1}: the {nonfinite}; step skipped")
+            schedule.step()
+            step += 1
+
+            bar.update(1)
             if (step % config.log_every == 0 or step == config.steps) and window["steps"]:
                 log.write({"split": "train", "step": step, "loss": window["loss"] / window["steps"],
                            "token_accuracy": window["correct"] / window["tokens"], "lr": lr,
-                           "grad_norm": grad_norm, **({"skipped": window_skipped} if window_skipped else {})})
-                window = {"loss": 0.0, "correct": 0, "tokens": 0, "steps": 0}
-                window_skipped = 0
+                           "grad_norm": grad_norm, **({"skipped": window["skipped"]} if window["skipped"] else {})})
+                window = dict.fromkeys(window, 0)
             if step % config.eval_every == 0 or step == config.steps:
                 valid = evaluate(model, splits.valid, tokenizer, label_smoothing=config.label_smoothing)
                 log.write({"split": "valid", "step": step, **valid})
