@@ -291,3 +291,16 @@ def test_a_second_ctrl_c_during_a_save_is_quiet_and_the_save_completes(tmp_path)
     assert run.returncode == 0, err
     assert err == "" and "stopped by SIGINT at step 3" in out
     assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 3
+
+
+def test_a_hang_up_with_the_terminal_gone_still_saves(tmp_path):
+    # An ssh session closing: the terminal disappears (writes to it fail with EIO) and SIGHUP arrives.
+    terminal, child_side = os.openpty()
+    run = start_training(tmp_path, "--steps", "100000", "--eval-every", "1", stdout=child_side, stderr=child_side)
+    os.close(child_side)
+    metrics = tmp_path / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0)
+    os.close(terminal)
+    run.send_signal(signal.SIGHUP)
+    assert run.wait(timeout=120) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] >= 1  # the default saves only at 200

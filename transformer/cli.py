@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import warnings
@@ -72,8 +73,9 @@ def run_train(args):
 
 
 class OutputThatMayClose:
-    """sys.stdout that outlives its reader: once a write finds the pipe closed
-    (BrokenPipeError), the stream is pointed at /dev/null and the command goes on."""
+    """sys.stdout that outlives its reader: once a write finds the pipe closed (EPIPE) or
+    the terminal gone (EIO, after a hang-up), the stream is pointed at /dev/null and the
+    command goes on."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -81,17 +83,19 @@ class OutputThatMayClose:
     def write(self, text):
         try:
             return self.stream.write(text)
-        except BrokenPipeError:
-            self._silence()
+        except OSError as e:
+            self._silence(e)
             return len(text)
 
     def flush(self):
         try:
             self.stream.flush()
-        except BrokenPipeError:
-            self._silence()
+        except OSError as e:
+            self._silence(e)
 
-    def _silence(self):
+    def _silence(self, error):
+        if error.errno not in (errno.EPIPE, errno.EIO):
+            raise error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self.stream.fileno())  # the pending buffer and later writes go nowhere
         os.close(devnull)
