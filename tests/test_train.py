@@ -258,7 +258,7 @@ def test_a_directory_holding_a_run_is_only_resumed_or_overwritten(tmp_path):
     assert fresh.step == 1 and not (tmp_path / "run" / "checkpoint.prev.npz").exists()
     assert [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
             ] == [1, 1, 1]  # train, valid and test lines of the new run only
-    with pytest.raises(SettingError, match="overwrite would delete the run being resumed"):
+    with pytest.raises(RunDirectoryError, match="overwrite would delete the run being resumed"):
         train(small_config(tmp_path, "run", steps=2), resume=fresh.checkpoint, overwrite=True, progress=False)
 
 

@@ -359,7 +359,8 @@ def prepare_run_directory(out: Path, resume, overwrite: bool):
     held = [name for name in (CHECKPOINT, PREVIOUS, METRICS)
             if (out / name).exists() and (out / name).stat().st_size > 0]
     if overwrite and resuming_here:
-        raise SettingError("out", f"overwrite would delete the run being resumed from {resume}")
+        raise RunDirectoryError(f"--overwrite would delete the run being resumed from {resume}; resume "
+                                "without it")
     if held and not resuming_here:
         if not overwrite:
             hint = f"continue it with --resume {out / CHECKPOINT}, or " if CHECKPOINT in held else ""
