@@ -52,6 +52,7 @@ def run_train(args):
              if name in TRAIN_FLAGS and value is not None}
     with contextlib.redirect_stdout(OutputThatMayClose(sys.stdout)), warnings.catch_warnings():
         warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow notes: the non-finite check names the step
         try:
             train_and_show(args, given)
         except SettingError as e:
