@@ -342,6 +342,18 @@ def test_sighup_saves_like_sigterm(tmp_path):
     assert load_checkpoint(run.checkpoint)["extra"]["step"] == 3
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_hang_up_ignored_when_the_run_began_stays_ignored(tmp_path):
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under `nohup`
+    try:
+        run = train(small_config(tmp_path, "run"), progress=False,
+                    on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGHUP))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert (run.stopped_by, run.step) == (None, 6)
+
+
 def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch):
     real_save = train_module.save_training_checkpoint
 

@@ -244,9 +244,9 @@ class StopOnSignal:
     """While active, Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal or ssh session
     closed) set ``received`` instead of killing the program, so the loop can finish its
     step, save a checkpoint and return.  A second Ctrl-C stops at once
-    (KeyboardInterrupt), except while ``saving`` is set: a save is never cut short.
-    The previous handlers come back on exit.  Signal handlers can only be set in the
-    main thread; elsewhere this does nothing.
+    (KeyboardInterrupt), except while ``saving`` is set: a save is never cut short.  A
+    signal ignored when the run began stays ignored.  The previous handlers come back on
+    exit.  Signal handlers can only be set in the main thread; elsewhere this does nothing.
     """
 
     signals = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -261,6 +261,8 @@ class StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
+        if self._previous.get(signum) is signal.SIG_IGN:
+            return  # ignored when the run began (``nohup`` ignores SIGHUP): it stays ignored
         if self.received is not None and signum == signal.SIGINT and not self.saving:
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
