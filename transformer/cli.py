@@ -24,7 +24,7 @@ import numpy as np
 from minigrad.checkpoint import CheckpointError
 
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
-MAX_BEAM = 64          # translate --beam: a beam is a batch of hypotheses per text; more buys nothing here
+MAX_BEAM = 64          # translate --beam: each text decodes as a batch of this many hypotheses
 MAX_GRAPH_BATCH = 64   # graph --batch: the picture is the same for any batch; memory grows with it
 EXAMPLES_SHOWN = 10
 
@@ -59,7 +59,8 @@ def run_train(args):
             flag = "--" + e.name.replace("_", "-")
             if e.name in given or not args.resume:
                 args.usage_error(f"argument {flag}: {e.problem}")
-            raise CommandError(f"{args.resume} stores {e.name} that {e.problem} (give {flag} to change it)") from e
+            hint = f" (give {flag} to change it)" if e.name in TRAIN_FLAGS else ""
+            raise CommandError(f"{args.resume} stores {e.name} that {e.problem}{hint}") from e
         except RunDirectoryError as e:
             raise CommandError(str(e)) from e
         except TrainingDiverged as e:
