@@ -10,6 +10,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minigrad.checkpoint import load_checkpoint
@@ -304,3 +305,19 @@ def test_a_hang_up_with_the_terminal_gone_still_saves(tmp_path):
     run.send_signal(signal.SIGHUP)
     assert run.wait(timeout=120) == 0
     assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] >= 1  # the default saves only at 200
+
+
+def test_a_bad_setting_stored_in_a_checkpoint_is_one_line_naming_it(tmp_path, capsys):
+    status, _, err = run_main([*MICRO_COPY, "--steps", "1", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    with np.load(tmp_path / "checkpoint.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(arrays["__meta__"].item())
+    meta["config"]["train"]["lr_scale"] = float("nan")
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "edited.npz", **arrays)
+    status, _, err = run_main(["train", "--resume", str(tmp_path / "edited.npz"), "--steps", "2"], capsys)
+    assert_one_line_error(status, err, "edited.npz", "lr_scale")
+    status, _, err = run_main(["train", "--resume", str(tmp_path / "edited.npz"), "--steps", "2", "--quiet",
+                               "--lr-scale", "0.2", "--out", str(tmp_path / "fork")], capsys)
+    assert status == 0, err  # a setting given on the command line replaces the stored one
