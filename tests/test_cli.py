@@ -224,6 +224,17 @@ def start_training(out, *argv, script=None, **popen):
                             **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen})
 
 
+@pytest.fixture
+def children():
+    """Processes a test starts; any still running at its end (a failed test) are killed."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def wait_for(condition, timeout=120):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -231,8 +242,9 @@ def wait_for(condition, timeout=120):
         time.sleep(0.05)
 
 
-def test_two_runs_cannot_share_a_directory_and_sighup_saves(tmp_path):
+def test_two_runs_cannot_share_a_directory_and_sighup_saves(tmp_path, children):
     first = start_training(tmp_path, "--steps", "100000")
+    children.append(first)
     metrics = tmp_path / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0)  # in the loop: 10 steps logged
     second = subprocess.run([sys.executable, "-m", "transformer", *MICRO_COPY, "--out", str(tmp_path),
@@ -294,10 +306,11 @@ def test_a_second_ctrl_c_during_a_save_is_quiet_and_the_save_completes(tmp_path)
     assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 3
 
 
-def test_a_hang_up_with_the_terminal_gone_still_saves(tmp_path):
+def test_a_hang_up_with_the_terminal_gone_still_saves(tmp_path, children):
     # An ssh session closing: the terminal disappears (writes to it fail with EIO) and SIGHUP arrives.
     terminal, child_side = os.openpty()
     run = start_training(tmp_path, "--steps", "100000", "--eval-every", "1", stdout=child_side, stderr=child_side)
+    children.append(run)
     os.close(child_side)
     metrics = tmp_path / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0)
