@@ -29,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "runs")
     args = parser.parse_args(argv)
     for task in args.task or list(EXAMPLES):
-        run = train(TrainConfig.for_task(task, out=str(args.out / task)))
+        run = train(TrainConfig.for_task(task, out=str(args.out / task)), overwrite=True)  # a fresh run each time
         print(f"\n{task}: exact match {run.test['exact_match']:.1%} on {run.test['examples']} test examples "
               f"after {run.step} steps ({run.seconds:.0f} s); curves in {args.out / task / 'training.png'}")
         for source, output in zip(EXAMPLES[task], translate(run.model, run.tokenizer, EXAMPLES[task])):

@@ -1,13 +1,19 @@
 """The command line end to end on a tiny checkpoint, and its one-line errors."""
 
 import io
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from minigrad.checkpoint import load_checkpoint
 from transformer.cli import main
 from transformer.train import TrainConfig, train
 
@@ -116,3 +122,215 @@ def test_the_module_entry_point_fails_in_one_line(argv, message):
     result = subprocess.run([sys.executable, "-m", "transformer", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert_one_line_error(result.returncode, result.stderr, message)
+
+
+# ---------------------------------------------------------------------------- train: settings and run directories
+
+MICRO_COPY = ["train", "--task", "copy", "--model", "micro", "--n-train", "200", "--quiet"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "argument --seed: must be an integer ≥ 0, got -1"),
+    (["--lr-scale", "nan"], "argument --lr-scale: must be a finite number > 0, got nan"),
+    (["--lr-scale", "-1"], "argument --lr-scale: must be a finite number > 0, got -1.0"),
+    (["--clip-norm", "-1"], "argument --clip-norm: must be a finite number > 0, got -1.0"),
+    (["--clip-norm", "nan"], "argument --clip-norm: must be a finite number > 0, got nan"),
+    (["--dropout", "1"], "argument --dropout: must be a finite number ≥ 0 and < 1, got 1.0"),
+    (["--label-smoothing", "inf"], "argument --label-smoothing: must be a finite number ≥ 0 and < 1"),
+    (["--checkpoint-seconds", "0"], "argument --checkpoint-seconds: must be a finite number > 0"),
+    (["--on-nonfinite", "ignore"], "argument --on-nonfinite: invalid choice"),
+])
+def test_train_settings_out_of_range_are_one_line_naming_the_option(argv, message, tmp_path, capsys):
+    status, _, err = run_main([*MICRO_COPY, "--out", str(tmp_path / "run"), *argv], capsys)
+    assert status == 2
+    assert_one_line_error(status, err, message)
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["translate", "--beam", "1000000000", "x"], "argument --beam: must be from 1 to 64, got 1000000000"),
+    (["graph", "--batch", "100000"], "argument --batch: must be from 1 to 64, got 100000"),
+])
+def test_beam_and_graph_batch_are_bounded(argv, message, capsys):
+    status, _, err = run_main(argv, capsys)
+    assert status == 2
+    assert_one_line_error(status, err, message)
+
+
+def test_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    status, _, err = run_main([*MICRO_COPY, "--out", str(tmp_path / "notes.txt")], capsys)
+    assert_one_line_error(status, err, "argument --out:", "notes.txt is a file")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_train_refuses_a_directory_holding_a_run_and_resumes_it_from_anywhere(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    status, _, err = run_main([*MICRO_COPY, "--steps", "2", "--out", str(run_dir)], capsys)
+    assert status == 0, err
+    metrics = (run_dir / "metrics.jsonl").read_text()
+
+    status, _, err = run_main([*MICRO_COPY, "--steps", "3", "--out", str(run_dir)], capsys)
+    assert_one_line_error(status, err, "already holds a training run", "--resume", "--overwrite")
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
+
+    status, _, err = run_main(["train", "--resume", str(run_dir / "checkpoint.npz"), "--steps", "1"], capsys)
+    assert_one_line_error(status, err, "argument --steps: must be ≥ 2, the step of the checkpoint")
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    status, out, err = run_main(["train", "--resume", "../run/checkpoint.npz", "--steps", "3", "--quiet"], capsys)
+    assert status == 0, err
+    assert "into ../run/" in out and list((tmp_path / "elsewhere").iterdir()) == []
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 2, 2, 3, 3, 3]  # train, valid and test lines of each part, in one file
+
+    status, _, err = run_main([*MICRO_COPY, "--steps", "1", "--out", str(run_dir), "--overwrite"], capsys)
+    assert status == 0, err
+    assert not (run_dir / "checkpoint.prev.npz").exists()
+
+
+def test_a_diverging_run_is_one_line_naming_the_step(tmp_path, capsys):
+    status, _, err = run_main([*MICRO_COPY, "--steps", "4", "--lr-scale", "1e30", "--out", str(tmp_path)], capsys)
+    assert_one_line_error(status, err, "step 2: the loss is nan; the step was not applied", "--on-nonfinite skip")
+    status, out, err = run_main([*MICRO_COPY, "--steps", "4", "--lr-scale", "1e30", "--on-nonfinite", "skip",
+                                 "--out", str(tmp_path / "skip")], capsys)
+    assert status == 0, err
+    assert "3 of the steps were skipped" in out
+
+
+def test_an_interrupt_outside_a_save_is_one_quiet_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("transformer.train.train", interrupted)
+    status, _, err = run_main([*MICRO_COPY, "--out", str(tmp_path)], capsys)
+    assert status == 130
+    assert_one_line_error(status, err, "interrupted; the run directory keeps its last checkpoint")
+
+
+# ---------------------------------------------------------------------------- train: real processes
+
+CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
+def start_training(out, *argv, script=None, **popen):
+    """A `python -m transformer train` process (micro copy) writing into ``out``; ``script``
+    runs first in the child (to plant a fault) and then hands over to the CLI."""
+    args = [*MICRO_COPY, "--out", str(out), *argv]
+    prelude = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + (script or "")
+    code = prelude + "\nimport sys\nfrom transformer.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=CHILD_ENV, text=True,
+                            **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen})
+
+
+@pytest.fixture
+def children():
+    """Processes a test starts; any still running at its end (a failed test) are killed."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for(condition, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_two_runs_cannot_share_a_directory_and_sighup_saves(tmp_path, children):
+    first = start_training(tmp_path, "--steps", "100000")
+    children.append(first)
+    metrics = tmp_path / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0)  # in the loop: 10 steps logged
+    second = subprocess.run([sys.executable, "-m", "transformer", *MICRO_COPY, "--out", str(tmp_path),
+                             "--overwrite"], env=CHILD_ENV, capture_output=True, text=True, timeout=120)
+    lines_before = metrics.read_text()
+    first.send_signal(signal.SIGHUP)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert_one_line_error(second.returncode, second.stderr, "is in use by another training run")
+    assert "stopped by SIGHUP at step" in out
+    step = int(out.split("stopped by SIGHUP at step ")[1].split(";")[0])
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == step >= 10
+    assert metrics.read_text().startswith(lines_before)  # the refused run wrote nothing
+
+
+def test_a_run_killed_during_a_save_leaves_no_lock_and_its_temp_file_is_removed(tmp_path):
+    die_after_writing = ("import os, numpy\nreal = numpy.savez\n"
+                         "def savez_then_die(*a, **k):\n    real(*a, **k)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+                         "numpy.savez = savez_then_die\n")
+    killed = start_training(tmp_path, "--steps", "4", "--checkpoint-every", "2", script=die_after_writing)
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    temps = list(tmp_path.glob(".checkpoint.npz.*.tmp"))
+    assert len(temps) == 1 and temps[0].stat().st_size > 100_000  # a whole checkpoint, never renamed
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+    again = start_training(tmp_path, "--steps", "2")  # the killed run's lock went with it
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert f"warning: {tmp_path}: removed 1 temp file(s) left by an interrupted save: {temps[0].name}" in err
+    assert "Traceback" not in err and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_closed_stdout_does_not_stop_training(tmp_path, unbuffered):
+    env = {**CHILD_ENV, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})}
+    run = subprocess.Popen([sys.executable, "-m", "transformer", *MICRO_COPY, "--steps", "12", "--eval-every", "2",
+                            "--out", str(tmp_path)], env=env, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    assert run.stdout.readline().startswith("training copy for 12 steps")  # `| head -1`
+    run.stdout.close()
+    err = run.stderr.read()
+    assert run.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "Broken pipe" not in err and "BrokenPipe" not in err, err
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 12
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["split"] == "test"
+
+
+def test_a_second_ctrl_c_during_a_save_is_quiet_and_the_save_completes(tmp_path):
+    two_ctrl_cs_in_the_first_save = (
+        "import os, transformer.train as t\nreal = t.save_training_checkpoint\n"
+        "def save(*a):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    real(*a)\n"
+        "t.save_training_checkpoint = save\n")
+    run = start_training(tmp_path, "--steps", "6", "--checkpoint-every", "3", script=two_ctrl_cs_in_the_first_save)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert err == "" and "stopped by SIGINT at step 3" in out
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 3
+
+
+def test_a_hang_up_with_the_terminal_gone_still_saves(tmp_path, children):
+    # An ssh session closing: the terminal disappears (writes to it fail with EIO) and SIGHUP arrives.
+    terminal, child_side = os.openpty()
+    run = start_training(tmp_path, "--steps", "100000", "--eval-every", "1", stdout=child_side, stderr=child_side)
+    children.append(run)
+    os.close(child_side)
+    metrics = tmp_path / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0)
+    os.close(terminal)
+    run.send_signal(signal.SIGHUP)
+    assert run.wait(timeout=120) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] >= 1  # the default saves only at 200
+
+
+def test_a_bad_setting_stored_in_a_checkpoint_is_one_line_naming_it(tmp_path, capsys):
+    status, _, err = run_main([*MICRO_COPY, "--steps", "1", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    with np.load(tmp_path / "checkpoint.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(arrays["__meta__"].item())
+    meta["config"]["train"]["lr_scale"] = float("nan")
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "edited.npz", **arrays)
+    status, _, err = run_main(["train", "--resume", str(tmp_path / "edited.npz"), "--steps", "2"], capsys)
+    assert_one_line_error(status, err, "edited.npz", "lr_scale")
+    status, _, err = run_main(["train", "--resume", str(tmp_path / "edited.npz"), "--steps", "2", "--quiet",
+                               "--lr-scale", "0.2", "--out", str(tmp_path / "fork")], capsys)
+    assert status == 0, err  # a setting given on the command line replaces the stored one

@@ -305,3 +305,61 @@ def test_mlp_fits_a_noisy_sine():
     loss = fit(model, optim.Adam(model.parameters(), lr=0.01), x, y, steps=1000)
     assert loss < 0.01  # down to the noise floor
     assert np.mean((model(mg.tensor(x)).data - np.sin(x)) ** 2) < 0.003  # close to the clean sine
+
+
+# --------------------------------------------------------------------------- hyperparameters
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD([p], lr=-0.1), "SGD: lr must be a finite number ≥ 0, got -0.1"),
+    (lambda p: optim.SGD([p], lr=float("nan")), "SGD: lr must be .*, got nan"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=-0.5), "SGD: momentum must be"),
+    (lambda p: optim.SGD([p], lr=0.1, weight_decay=float("inf")), "SGD: weight_decay must be"),
+    (lambda p: optim.Adam([p], lr=float("inf")), "Adam: lr must be"),
+    (lambda p: optim.Adam([p], betas=(0.9, 1.0)), r"Adam: betas\[1\] must be a finite number ≥ 0 and < 1"),
+    (lambda p: optim.Adam([p], betas=(float("nan"), 0.9)), r"betas\[0\] must be"),
+    (lambda p: optim.Adam([p], betas=0.9), "betas must be a pair"),
+    (lambda p: optim.Adam([p], eps=0.0), "Adam: eps must be a finite number > 0, got 0.0"),
+    (lambda p: optim.AdamW([p], weight_decay=-0.01), "AdamW: weight_decay must be"),
+])
+def test_optimizers_refuse_bad_hyperparameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make(start())
+
+
+def test_loading_an_optimizer_state_checks_its_hyperparameters():
+    opt = optim.Adam([start()], lr=0.01)
+    state = opt.state_dict()
+    state["hyperparams"]["lr"] = float("nan")
+    state["hyperparams"]["betas"] = [0.9, 1.5]
+    with pytest.raises(ValueError, match=r"(?s)2 problem\(s\).*lr must be.*got nan.*betas must be.*got 1.5"):
+        opt.load_state_dict(state)
+    assert opt.lr == 0.01
+
+
+@pytest.mark.parametrize("max_norm", [float("nan"), float("inf"), -1.0, 0.0])
+def test_clip_grad_norm_refuses_a_max_norm_that_is_not_positive_and_finite(max_norm):
+    a = nn.Parameter(np.zeros(2))
+    a.grad = mg.tensor(np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match=f"clip_grad_norm_: max_norm must be a finite number > 0, got {max_norm}"):
+        optim.clip_grad_norm_([a], max_norm)
+    assert a.grad.tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda o: optim.NoamSchedule(o, 64, 10, scale=-1.0), "NoamSchedule: scale must be a finite number > 0"),
+    (lambda o: optim.NoamSchedule(o, 64, 10, scale=float("nan")), "NoamSchedule: scale must be"),
+    (lambda o: optim.NoamSchedule(o, 64, 0), "NoamSchedule: warmup_steps must be an integer ≥ 1, got 0"),
+    (lambda o: optim.NoamSchedule(o, 64.5, 10), "NoamSchedule: d_model must be an integer"),
+    (lambda o: optim.WarmupCosineSchedule(o, 0.0, 10, 100), "WarmupCosineSchedule: max_lr must be .* > 0"),
+    (lambda o: optim.WarmupCosineSchedule(o, float("inf"), 10, 100), "max_lr must be"),
+    (lambda o: optim.WarmupCosineSchedule(o, 1.0, 10, 100, min_lr=-0.1), "min_lr must be"),
+    (lambda o: optim.WarmupCosineSchedule(o, 1.0, 10, 100, min_lr=2.0), "need min_lr <= max_lr"),
+    (lambda o: optim.WarmupCosineSchedule(o, 1.0, 10, 10), "need 0 <= warmup_steps < total_steps"),
+    (lambda o: optim.ConstantSchedule(o, float("nan")), "ConstantSchedule: lr must be"),
+])
+def test_schedules_refuse_bad_settings(make, message):
+    opt = optim.SGD([start()], lr=0.5)
+    with pytest.raises(ValueError, match=message):
+        make(opt)
+    assert opt.lr == 0.5  # nothing was set

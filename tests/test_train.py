@@ -7,12 +7,25 @@ import signal
 import numpy as np
 import pytest
 
+import transformer.train as train_module
 from minigrad.checkpoint import load_checkpoint
 from transformer.checkpoints import load_trained, read_run_config
 from transformer.evaluation import exact_matches
 from transformer.tasks import make_splits, tokenizer_for
 from transformer.tokenizer import EOS, PAD
-from transformer.train import BatchStream, MetricsLog, StopOnSignal, TrainConfig, train
+from transformer.train import (
+    TASK_DEFAULTS,
+    BatchStream,
+    MetricsLog,
+    RunDirectoryError,
+    RunWarning,
+    SettingError,
+    StopOnSignal,
+    TrainConfig,
+    TrainingDiverged,
+    build_model,
+    train,
+)
 
 
 def small_config(tmp_path, name, **overrides):
@@ -127,3 +140,230 @@ def test_train_config_rejects_bad_settings():
         TrainConfig.from_dict({"task": "copy", "learning_rate": 1})
     config = TrainConfig.for_task("sort", steps=7)
     assert TrainConfig.from_dict(config.to_dict()) == config and config.out == "runs/sort"
+
+
+# ---------------------------------------------------------------------------- divergence
+
+
+def finite_checkpoint_step(path):
+    """The step of a checkpoint whose arrays are all finite (asserted)."""
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files if k != "__meta__"}
+    assert all(np.isfinite(a).all() for a in arrays.values()), path
+    return load_checkpoint(path)["extra"]["step"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: overflow in the diverging steps
+def test_a_diverging_resume_stops_at_the_nonfinite_step_and_keeps_the_good_checkpoint(tmp_path):
+    good = train(small_config(tmp_path, "run", steps=4), progress=False)
+    good_weights = dict(np.load(good.checkpoint))
+    # lr_scale 1e30: step 5 makes the weights huge, step 6's forward pass overflows to NaN.
+    with pytest.raises(TrainingDiverged, match=r"step 6: the loss is nan; the step was not applied; training "
+                                               r"stopped, the last checkpoint \(step 5\) is .*checkpoint.npz"):
+        train(small_config(tmp_path, "run", steps=8, lr_scale=1e30), resume=good.checkpoint, progress=False)
+    assert finite_checkpoint_step(tmp_path / "run" / "checkpoint.npz") == 5
+    previous = np.load(tmp_path / "run" / "checkpoint.prev.npz")
+    assert all(np.array_equal(previous[k], v) for k, v in good_weights.items() if k != "__meta__")
+    # The stopped run's checkpoint resumes at the step it names: the data stream was put back.
+    _, extra = read_run_config(tmp_path / "run" / "checkpoint.npz")
+    assert extra["data"]["used"] == 5 % 4  # 4 batches per epoch: one into the second epoch
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: overflow in the diverging steps
+def test_skipping_nonfinite_steps_finishes_the_run_without_applying_them(tmp_path):
+    run = train(small_config(tmp_path, "run", lr_scale=1e30, on_nonfinite="skip"), progress=False)
+    assert (run.step, run.skipped) == (6, 5)  # step 1 is finite, the model overflows from step 2 on
+    assert finite_checkpoint_step(run.checkpoint) == 6
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("skipped", 0) for r in records) == 1  # 4 of the 5 fell in windows with no finite step
+
+
+def test_a_model_with_nonfinite_weights_is_never_saved(tmp_path, monkeypatch):
+    first = train(small_config(tmp_path, "run", steps=2), progress=False)
+    built = []
+    monkeypatch.setattr(train_module, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+
+    def poison_a_weight(step):  # after step 3, so step 4 diverges and the run saves step 3 on its way out
+        if step == 3:
+            next(built[0].parameters()).data[0, 0] = np.nan
+
+    with pytest.raises(TrainingDiverged, match="step 3: non-finite weights in src_embed.tokens.weight; not saved"):
+        train(small_config(tmp_path, "run", steps=6), resume=first.checkpoint, progress=False,
+              on_step=poison_a_weight)
+    assert finite_checkpoint_step(tmp_path / "run" / "checkpoint.npz") == 2
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("lr_scale", float("nan"), "lr_scale must be a finite number > 0, got nan"),
+    ("lr_scale", float("inf"), "lr_scale must be a finite number > 0, got inf"),
+    ("lr_scale", -1.0, "lr_scale must be a finite number > 0, got -1.0"),
+    ("clip_norm", float("nan"), "clip_norm must be a finite number > 0"),
+    ("clip_norm", -1.0, "clip_norm must be a finite number > 0"),
+    ("dropout", 1.0, "dropout must be a finite number ≥ 0 and < 1"),
+    ("label_smoothing", -0.1, "label_smoothing must be a finite number ≥ 0 and < 1"),
+    ("seed", -1, "seed must be an integer ≥ 0, got -1"),
+    ("steps", 2.5, "steps must be an integer ≥ 1, got 2.5"),
+    ("weight_decay", -0.01, "weight_decay must be"),
+    ("checkpoint_seconds", 0, "checkpoint_seconds must be a finite number > 0"),
+    ("on_nonfinite", "ignore", "on_nonfinite must be 'stop' or 'skip', got 'ignore'"),
+    ("out", "", "out must be a directory name"),
+])
+def test_train_config_refuses_settings_out_of_range(setting, value, message):
+    with pytest.raises(SettingError, match=f"^TrainConfig: {message}") as caught:
+        TrainConfig.for_task("copy", **{setting: value})
+    assert caught.value.name == setting
+
+
+# ---------------------------------------------------------------------------- checkpoints along the way
+
+
+def test_the_checkpoint_before_the_latest_is_kept(tmp_path):
+    run = train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)
+    assert load_checkpoint(run.checkpoint)["extra"]["step"] == 6
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.prev.npz")["extra"]["step"] == 4
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_checkpoints_are_also_written_on_a_time_interval(tmp_path):
+    seen = {}
+
+    def look(step):
+        path = tmp_path / "run" / "checkpoint.npz"
+        seen[step] = load_checkpoint(path)["extra"]["step"] if path.exists() else None
+
+    train(small_config(tmp_path, "run", checkpoint_seconds=1e-9), progress=False, on_step=look)
+    assert seen == {step: step for step in range(1, 7)}  # every step is past the interval
+
+
+def test_every_task_saves_before_its_default_run_ends():
+    for task in TASK_DEFAULTS:
+        config = TrainConfig.for_task(task)
+        assert config.checkpoint_every < config.steps, task
+        assert config.checkpoint_seconds <= 60
+
+
+# ---------------------------------------------------------------------------- run directories
+
+
+def test_a_directory_holding_a_run_is_only_resumed_or_overwritten(tmp_path):
+    first = train(small_config(tmp_path, "run", steps=2), progress=False)
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("checkpoint.npz", "metrics.jsonl")}
+    with pytest.raises(RunDirectoryError, match=r"run already holds a training run \(checkpoint.npz, "
+                                                r"metrics.jsonl\); continue it with --resume .* --overwrite"):
+        train(small_config(tmp_path, "run", steps=3), progress=False)
+    assert before == {name: (tmp_path / "run" / name).read_bytes() for name in before}  # untouched
+    resumed = train(small_config(tmp_path, "run", steps=3), resume=first.checkpoint, progress=False)
+    assert resumed.step == 3
+    fresh = train(small_config(tmp_path, "run", steps=1), progress=False, overwrite=True)
+    assert fresh.step == 1 and not (tmp_path / "run" / "checkpoint.prev.npz").exists()
+    assert [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+            ] == [1, 1, 1]  # train, valid and test lines of the new run only
+    with pytest.raises(RunDirectoryError, match="overwrite would delete the run being resumed"):
+        train(small_config(tmp_path, "run", steps=2), resume=fresh.checkpoint, overwrite=True, progress=False)
+
+
+def test_a_resumed_run_refuses_fewer_steps_than_its_checkpoint(tmp_path):
+    first = train(small_config(tmp_path, "run", steps=3), progress=False)
+    with pytest.raises(SettingError, match="steps must be ≥ 3, the step of the checkpoint .*, got 2"):
+        train(small_config(tmp_path, "run", steps=2), resume=first.checkpoint, progress=False)
+
+
+def test_a_locked_directory_is_refused(tmp_path):
+    from filelock import FileLock
+
+    (tmp_path / "run").mkdir()
+    with FileLock(tmp_path / "run" / ".train.lock"):
+        with pytest.raises(RunDirectoryError, match="is in use by another training run"):
+            train(small_config(tmp_path, "run", steps=1), progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    assert train(small_config(tmp_path, "run", steps=1), progress=False).step == 1  # released: usable
+
+
+def test_out_must_be_a_directory(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(SettingError, match="out .*file is a file"):
+        train(small_config(tmp_path, "file", steps=1), progress=False)
+    with pytest.raises(SettingError, match="cannot create the directory .*file/run: Not a directory"):
+        train(small_config(tmp_path, "file/run", steps=1), progress=False)
+
+
+def test_temp_files_of_an_interrupted_save_are_removed_on_the_next_start(tmp_path):
+    first = train(small_config(tmp_path, "run", steps=2), progress=False)
+    leftovers = [tmp_path / "run" / name for name in (".checkpoint.npz.a1b2c3.tmp", ".metrics.jsonl.d4e5.tmp")]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    unrelated = tmp_path / "run" / ".notes.tmp"
+    unrelated.write_text("mine")
+    with pytest.warns(RunWarning, match="removed 2 temp file"):
+        train(small_config(tmp_path, "run", steps=3), resume=first.checkpoint, progress=False)
+    assert not any(path.exists() for path in leftovers) and unrelated.exists()
+
+
+# ---------------------------------------------------------------------------- metrics.jsonl
+
+
+@pytest.mark.parametrize("torn", [b'{"split": "train", "step": 30, "lo', b'{"split": "train", "step": 30}\xff'])
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, torn):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"split": "train", "step": 10}\n{"split": "train", "step": 20}\n' + torn)
+    with pytest.warns(RunWarning, match=r"metrics.jsonl: dropped its last line \(3\), cut short"):
+        log = MetricsLog(path, resume_step=20)
+    assert [r["step"] for r in log.read()] == [10, 20]
+    assert path.read_bytes().endswith(b"}\n")  # the torn line is gone from the file too
+
+
+@pytest.mark.parametrize("bad", [b'{"split": "tr', b"\xff\xfe", b"[1, 2]", b'{"split": "train", "step": "ten"}'])
+def test_a_bad_metrics_line_before_the_last_names_the_file_and_line(tmp_path, bad):
+    path = tmp_path / "metrics.jsonl"
+    content = b'{"split": "train", "step": 10}\n' + bad + b'\n{"split": "train", "step": 30}\n'
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not a metrics record \(.*\); repair") as caught:
+        MetricsLog(path, resume_step=30)
+    assert "\n" not in str(caught.value) and path.read_bytes() == content  # nothing rewritten
+
+
+def test_a_run_resumes_over_a_torn_metrics_file(tmp_path):
+    first = train(small_config(tmp_path, "run", steps=4), progress=False)
+    with (tmp_path / "run" / "metrics.jsonl").open("ab") as f:
+        f.write(b'{"split": "train", "step": 6, "loss": 1.2')  # a disk filled during an append
+    with pytest.warns(RunWarning, match="metrics.jsonl: dropped its last line"):
+        resumed = train(small_config(tmp_path, "run", steps=6), resume=first.checkpoint, progress=False)
+    assert resumed.test is not None
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_sighup_saves_like_sigterm(tmp_path):
+    run = train(small_config(tmp_path, "run"), progress=False,
+                on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGHUP))
+    assert (run.stopped_by, run.step) == ("SIGHUP", 3)
+    assert load_checkpoint(run.checkpoint)["extra"]["step"] == 3
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_hang_up_ignored_when_the_run_began_stays_ignored(tmp_path):
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under `nohup`
+    try:
+        run = train(small_config(tmp_path, "run"), progress=False,
+                    on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGHUP))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert (run.stopped_by, run.step) == (None, 6)
+
+
+def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch):
+    real_save = train_module.save_training_checkpoint
+
+    def save_under_two_ctrl_cs(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # the first asks to stop after this step ...
+        os.kill(os.getpid(), signal.SIGINT)  # ... the second, while saving, must not cut the save short
+        real_save(*args)
+
+    monkeypatch.setattr(train_module, "save_training_checkpoint", save_under_two_ctrl_cs)
+    run = train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)
+    assert (run.stopped_by, run.step) == ("SIGINT", 2)
+    assert load_checkpoint(run.checkpoint)["extra"]["step"] == 2
+    assert not list((tmp_path / "run").glob(".*.tmp"))

@@ -13,7 +13,11 @@ does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,8 @@ import numpy as np
 from minigrad.checkpoint import CheckpointError
 
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
+MAX_BEAM = 64          # translate --beam: each text decodes as a batch of this many hypotheses
+MAX_GRAPH_BATCH = 64   # graph --batch: the picture is the same for any batch; memory grows with it
 EXAMPLES_SHOWN = 10
 
 
@@ -38,21 +44,86 @@ class CommandError(Exception):
 # ---------------------------------------------------------------------------- train
 
 def run_train(args):
-    from transformer.decoding import translate
-    from transformer.train import TrainConfig, train
+    """Train, with the command line's guarantees: a setting out of range is one line naming
+    its option; a closed stdout (``... | head -1``) only silences the output; a second
+    Ctrl-C ends without a traceback; notes about the run directory are "warning:" lines."""
+    from transformer.train import RunDirectoryError, SettingError, TrainingDiverged
 
     given = {name: value for name, value in vars(args).items()
              if name in TRAIN_FLAGS and value is not None}
+    with contextlib.redirect_stdout(OutputThatMayClose(sys.stdout)), warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow notes: the non-finite check names the step
+        try:
+            train_and_show(args, given)
+        except SettingError as e:
+            flag = "--" + e.name.replace("_", "-")
+            if e.name in given or not args.resume:
+                args.usage_error(f"argument {flag}: {e.problem}")
+            hint = f" (give {flag} to change it)" if e.name in TRAIN_FLAGS else ""
+            raise CommandError(f"{args.resume} stores {e.name} that {e.problem}{hint}") from e
+        except RunDirectoryError as e:
+            raise CommandError(str(e)) from e
+        except TrainingDiverged as e:
+            raise CommandError(f"{e} (lower --lr-scale, or pass --on-nonfinite skip to go on without "
+                               "such steps)") from e
+        except KeyboardInterrupt:
+            print("python -m transformer train: interrupted; the run directory keeps its last checkpoint",
+                  file=sys.stderr)
+            raise SystemExit(130) from None
+        finally:
+            sys.stdout.flush()
+
+
+class OutputThatMayClose:
+    """sys.stdout that outlives its reader: once a write finds the pipe closed (EPIPE) or
+    the terminal gone (EIO, after a hang-up), the stream is pointed at /dev/null and the
+    command goes on."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except OSError as e:
+            self._silence(e)
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except OSError as e:
+            self._silence(e)
+
+    def _silence(self, error):
+        if error.errno not in (errno.EPIPE, errno.EIO):
+            raise error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stream.fileno())  # the pending buffer and later writes go nowhere
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def train_and_show(args, given):
+    from transformer.decoding import translate
+    from transformer.train import TrainConfig, train
+
     if args.resume:
         from transformer.checkpoints import read_run_config
 
         config, _ = read_run_config(args.resume)
-        config = TrainConfig.from_dict({**config["train"], **given})
+        # A resumed run goes on in its checkpoint's directory, from wherever it is started.
+        config = TrainConfig.from_dict({**config["train"], "out": str(Path(args.resume).parent), **given})
     else:
         config = TrainConfig.for_task(**given)
     print(f"training {config.task} for {config.steps} steps into {config.out}/"
-          + (f", resuming from {args.resume}" if args.resume else ""))
-    run = train(config, resume=args.resume, progress=not args.quiet)
+          + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
+    run = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    if run.skipped:
+        print(f"{run.skipped} of the steps were skipped: their loss or gradient norm was not finite")
     if run.stopped_by:
         print(f"stopped by {run.stopped_by} at step {run.step}; checkpoint saved to {run.checkpoint}\n"
               f"continue with: python -m transformer train --resume {run.checkpoint}")
@@ -72,7 +143,8 @@ def run_train(args):
 
 
 TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule",
-               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train")
+               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train",
+               "checkpoint_seconds", "on_nonfinite")
 
 
 def add_train_parser(commands):
@@ -94,13 +166,19 @@ def add_train_parser(commands):
     p.add_argument("--clip-norm", dest="clip_norm", type=float)
     p.add_argument("--eval-every", dest="eval_every", type=int)
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--checkpoint-seconds", dest="checkpoint_seconds", type=float,
+                   help="also save after this many seconds of training since the last save (default 60)")
+    p.add_argument("--on-nonfinite", dest="on_nonfinite", choices=["stop", "skip"],
+                   help="a step whose loss or gradient norm is inf/NaN: stop training (default) or skip the step")
     p.add_argument("--seed", type=int)
     p.add_argument("--n-train", dest="n_train", type=int, help="training examples")
-    p.add_argument("--out", help="run directory (default: runs/<task>)")
+    p.add_argument("--out", help="run directory (default: runs/<task>; with --resume, the checkpoint's directory)")
     p.add_argument("--resume", metavar="PATH", help="continue from this checkpoint (its settings, "
                    "except the options given here)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in a directory that holds a run, "
+                   "deleting its checkpoints and metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, usage_error=p.error)
 
 
 # ---------------------------------------------------------------------------- translate
@@ -131,7 +209,8 @@ def add_translate_parser(commands):
     p.add_argument("texts", nargs="*", help="source texts, e.g. '26 November 2026'")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                    help=f"a checkpoint or an exported .safetensors model (default: {DEFAULT_CHECKPOINT})")
-    p.add_argument("--beam", type=positive_int, default=1, help="beam size (1: greedy, the default)")
+    p.add_argument("--beam", type=int_between(1, MAX_BEAM), default=1,
+                   help=f"beam size, 1 to {MAX_BEAM} (1: greedy, the default)")
     p.add_argument("--show-source", action="store_true", help="print 'source → output'")
     p.set_defaults(run=run_translate)
 
@@ -199,7 +278,8 @@ def add_graph_parser(commands):
         "write an interactive page instead that steps through the backward pass."))
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--depth", type=positive_int, default=2, help="levels of modules drawn open (default 2)")
-    p.add_argument("--batch", type=positive_int, default=2, help="examples in the batch (default 2)")
+    p.add_argument("--batch", type=int_between(1, MAX_GRAPH_BATCH), default=2,
+                   help=f"examples in the batch, 1 to {MAX_GRAPH_BATCH} (default 2)")
     p.add_argument("--html", action="store_true",
                    help="write one self-contained HTML page: pan, zoom, open boxes, step through backward")
     p.add_argument("--out", help="output file; .svg, .png or .pdf (default: model.svg; with --html: model.html)")
@@ -238,6 +318,17 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def int_between(low, high):
+    """An argparse type: an integer from ``low`` to ``high``."""
+    def parse(text):
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

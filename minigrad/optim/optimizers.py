@@ -9,11 +9,16 @@ are skipped (their step count does not advance).
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from minigrad.autograd import no_grad
 from minigrad.tensor import Tensor
+
+# What a hyperparameter may be, when given and when loaded (each of betas in [0, 1)).
+HYPERPARAM_BOUNDS = {"lr": dict(at_least=0), "momentum": dict(at_least=0), "weight_decay": dict(at_least=0),
+                     "eps": dict(above=0), "betas": dict(at_least=0, below=1)}
 
 
 class Optimizer:
@@ -26,9 +31,7 @@ class Optimizer:
 
     def __init__(self, params, lr: float, scratch_per_param: int = 1):
         self.params = _parameter_list(params, type(self).__name__)
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
-        self.lr = lr
+        self.lr = check_number(type(self).__name__, "lr", lr, **HYPERPARAM_BOUNDS["lr"])
         self.state = [{"step": 0, **{name: np.zeros_like(p.data) for name in self.array_names}}
                       for p in self.params]
         self._scratch = _scratch_views(self.params, scratch_per_param)
@@ -70,6 +73,15 @@ class Optimizer:
             raise ValueError(f"{who}: the state comes from a {state['kind']} optimizer")
         problems = [f"hyperparameter '{name}' is missing" for name in self.hyperparam_names
                     if name not in state["hyperparams"]]
+        for name, bounds in HYPERPARAM_BOUNDS.items():
+            values = state["hyperparams"].get(name) if isinstance(state["hyperparams"], dict) else None
+            if name not in self.hyperparam_names or values is None:
+                continue
+            for value in values if name == "betas" and isinstance(values, list) else [values]:
+                try:
+                    check_number(who, name, value, **bounds)
+                except ValueError as e:
+                    problems.append(str(e).removeprefix(f"{who}: "))
         if not isinstance(state["state"], list):
             problems.append(f"'state' should be a list (one entry per parameter), got "
                             f"{type(state['state']).__name__}")
@@ -123,6 +135,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
+        check_number("SGD", "momentum", momentum, **HYPERPARAM_BOUNDS["momentum"])
+        check_number("SGD", "weight_decay", weight_decay, **HYPERPARAM_BOUNDS["weight_decay"])
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.array_names = ("momentum_buffer",) if momentum else ()
@@ -166,8 +180,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+        who = type(self).__name__
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), betas):
+            check_number(who, name, beta, **HYPERPARAM_BOUNDS["betas"])
+        check_number(who, "eps", eps, **HYPERPARAM_BOUNDS["eps"])
+        check_number(who, "weight_decay", weight_decay, **HYPERPARAM_BOUNDS["weight_decay"])
         super().__init__(params, lr, scratch_per_param=2)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
 
@@ -213,7 +232,10 @@ class AdamW(Adam):
 def clip_grad_norm_(parameters, max_norm: float) -> float:
     """Scale all gradients in place so that their joint L2 norm is at most ``max_norm``
     (factor max_norm / (norm + 1e-6), as PyTorch).  Returns the norm before clipping;
-    a non-finite norm is returned and the gradients are left as they are."""
+    a non-finite norm is returned and the gradients are left as they are.  ``max_norm``
+    must be finite and > 0 (a NaN would silently turn clipping off, a negative one flip
+    every gradient)."""
+    check_number("clip_grad_norm_", "max_norm", max_norm, above=0)
     grads = [p.grad for p in parameters if p.grad is not None]
     total = math.sqrt(sum(float(np.vdot(g.data, g.data)) for g in grads))
     coef = max_norm / (total + 1e-6)
@@ -224,6 +246,23 @@ def clip_grad_norm_(parameters, max_norm: float) -> float:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def check_number(who, name, value, *, at_least=None, above=None, below=None, integer=False):
+    """``value`` if it is a finite real number (an int when ``integer``) within the bounds,
+    else ValueError "who: name must be ..., got value".  NaN fails every comparison, so
+    it is refused by name rather than let through by a ``<`` test."""
+    kind = (numbers.Integral,) if integer else (numbers.Real,)
+    ok = (isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+          and (at_least is None or value >= at_least) and (above is None or value > above)
+          and (below is None or value < below))
+    if not ok:
+        bounds = [f"≥ {at_least}" * (at_least is not None), f"> {above}" * (above is not None),
+                  f"< {below}" * (below is not None)]
+        expected = " and ".join(b for b in bounds if b)
+        raise ValueError(f"{who}: {name} must be {'an integer' if integer else 'a finite number'}"
+                         f"{' ' + expected if expected else ''}, got {value!r}")
+    return value
 
 
 def _parameter_list(params, who):

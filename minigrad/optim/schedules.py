@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from minigrad.optim.optimizers import check_number
+
 
 class Schedule:
     """Shared mechanics; a schedule only defines ``lr_at(step)``."""
@@ -58,9 +60,9 @@ class NoamSchedule(Schedule):
     """
 
     def __init__(self, optimizer, d_model: int, warmup_steps: int = 4000, scale: float = 1.0):
-        if d_model <= 0 or warmup_steps <= 0:
-            raise ValueError(f"NoamSchedule: d_model and warmup_steps must be positive, got "
-                             f"{d_model} and {warmup_steps}")
+        check_number("NoamSchedule", "d_model", d_model, at_least=1, integer=True)
+        check_number("NoamSchedule", "warmup_steps", warmup_steps, at_least=1, integer=True)
+        check_number("NoamSchedule", "scale", scale, above=0)
         self.d_model, self.warmup_steps, self.scale = d_model, warmup_steps, scale
         super().__init__(optimizer)
 
@@ -79,6 +81,12 @@ class WarmupCosineSchedule(Schedule):
 
     def __init__(self, optimizer, max_lr: float, warmup_steps: int, total_steps: int,
                  min_lr: float = 0.0):
+        check_number("WarmupCosineSchedule", "max_lr", max_lr, above=0)
+        check_number("WarmupCosineSchedule", "min_lr", min_lr, at_least=0)
+        check_number("WarmupCosineSchedule", "warmup_steps", warmup_steps, at_least=0, integer=True)
+        check_number("WarmupCosineSchedule", "total_steps", total_steps, at_least=1, integer=True)
+        if min_lr > max_lr:
+            raise ValueError(f"WarmupCosineSchedule: need min_lr <= max_lr, got {min_lr} and {max_lr}")
         if not 0 <= warmup_steps < total_steps:
             raise ValueError(f"WarmupCosineSchedule: need 0 <= warmup_steps < total_steps, got "
                              f"{warmup_steps} and {total_steps}")
@@ -97,7 +105,7 @@ class ConstantSchedule(Schedule):
     """The same ``lr`` at every step, so a training loop can always have a schedule."""
 
     def __init__(self, optimizer, lr: float):
-        self.lr = lr
+        self.lr = check_number("ConstantSchedule", "lr", lr, at_least=0)
         super().__init__(optimizer)
 
     def lr_at(self, step):
