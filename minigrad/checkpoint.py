@@ -327,20 +327,24 @@ class _Archive:
 
     def __init__(self, path):
         self.path = path
-        self._zip = _open_zip(path)
+        self._file, self._zip = _open_zip(path)
         try:
             self._members = self._list_members()
             self.meta = self._read_meta()
             self.infos = {key: self._header(key) for key in self._members if key != META_KEY}
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
+
+    def close(self):
+        self._zip.close()
+        self._file.close()  # a ZipFile leaves a file object it was given open
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self._zip.close()
+        self.close()
         return False
 
     def _fail(self, message):
@@ -387,8 +391,8 @@ class _Archive:
         return ArrayInfo(tuple(shape), dtype)
 
     def read(self, key) -> np.ndarray:
-        """The array stored under ``key``; its header was checked when the archive opened."""
-        if key not in self.infos:
+        """The array stored under ``key``, whose header has been checked."""
+        if key not in self._members:
             raise self._fail(f"the metadata refers to array '{key}', which the archive does not contain")
         try:
             with self._zip.open(self._members[key]) as f:
@@ -405,7 +409,6 @@ class _Archive:
         if header.dtype.itemsize > MAX_META_BYTES:
             raise self._fail(f"the '{META_KEY}' text is {header.dtype.itemsize:,} bytes, more than the "
                              f"{MAX_META_BYTES:,} a checkpoint's metadata may have")
-        self.infos = {META_KEY: header}
         text = self.read(META_KEY).item()
         depth = json_depth(text)
         if depth > MAX_META_DEPTH:
@@ -424,7 +427,8 @@ class _Archive:
 
 
 def _open_zip(path):
-    """The archive at ``path`` opened as a zip file, or a CheckpointError saying why not."""
+    """(file, zipfile.ZipFile) for the archive at ``path``, or a CheckpointError saying
+    why it is not one."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -445,7 +449,7 @@ def _open_zip(path):
     try:
         start = file.read(4)
         file.seek(0)
-        return zipfile.ZipFile(file)
+        return file, zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         file.close()
         if start != b"PK\x03\x04":
