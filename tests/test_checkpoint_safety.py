@@ -192,6 +192,7 @@ def test_a_config_of_legal_fields_that_would_need_gigabytes_is_refused():
     (lambda m: m["optimizer"]["state"][0].__setitem__("step", None), r"optimizer state 0 is not"),
     (lambda m: m["config"]["train"].__setitem__("steps", "many"), "the stored train config is invalid"),
     (lambda m: m["config"]["tokenizer"].__setitem__("type", "magic"), "the stored tokenizer: not a tokenizer"),
+    (lambda m: m["config"]["tokenizer"].__setitem__("type", [1]), "the stored tokenizer is not an object with"),
     (lambda m: m["config"]["model"].update(src_vocab_size=V + 1, tgt_vocab_size=V + 1),
      f"the stored tokenizer has {V} tokens but the model's vocabulary sizes are \\[{V + 1}\\]"),
     (lambda m: m.__setitem__("version", 7), "checkpoint format version 7"),

@@ -140,9 +140,13 @@ def read_run_config(path) -> tuple[dict, dict]:
         model_config = validate_model_config(config["model"])
     except ValueError as e:
         raise CheckpointError(f"{path}: the stored model config is invalid: {e}") from e
+    stored = config["tokenizer"]
+    if not (isinstance(stored, dict) and isinstance(stored.get("type"), str)):
+        raise CheckpointError(f"{path}: the stored tokenizer is not an object with a \"type\" name: "
+                              f"{_short(stored)}")
     try:
-        tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
-    except ValueError as e:
+        tokenizer = tokenizer_from_dict(stored, source="tokenizer")
+    except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: the stored {e}") from e
     vocab = {model_config.src_vocab_size, model_config.tgt_vocab_size}
     if vocab != {tokenizer.vocab_size}:
