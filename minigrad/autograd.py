@@ -18,6 +18,7 @@ import contextlib
 import heapq
 import itertools
 import operator
+import zlib
 
 import numpy as np
 
@@ -88,6 +89,13 @@ def detect_anomaly():
 
     Forward Inf is allowed because masking with ``-inf`` is routine (attention masks);
     the NaN it may lead to is caught at the op that makes it.
+
+    It also checksums each op's input and output arrays when the op is recorded and
+    checks them before its VJP runs, so a write that the version counters cannot see
+    (``t.data[...] = v``, or into the numpy array wrapped by ``Tensor(array)``) raises
+    instead of giving a wrong gradient.  Not covered: plain numpy arguments an op keeps
+    by reference (masks, indices).  The checksums cost a pass over every array, which is
+    why this is a debugging mode.
     """
     previous = STATE.anomaly
     STATE.anomaly = True
@@ -109,9 +117,11 @@ class Node:
     ``vjps[i](g, out)`` maps the gradient ``g`` of the output ``out`` to the gradient of
     ``inputs[i]`` (before broadcasting is undone).  ``versions`` are the inputs' version
     counters at record time, checked in backward to catch in-place changes.
+    ``fingerprints`` (under ``detect_anomaly`` only) are checksums of the inputs' and the
+    output's arrays, checked in backward to catch writes that bypass the counters.
     """
 
-    __slots__ = ("op", "inputs", "vjps", "versions", "scope", "seq")
+    __slots__ = ("op", "inputs", "vjps", "versions", "scope", "seq", "fingerprints")
 
     def __init__(self, op, inputs, vjps, versions, scope):
         self.seq = next(_node_count)
@@ -120,6 +130,7 @@ class Node:
         self.vjps = vjps
         self.versions = versions
         self.scope = scope
+        self.fingerprints = None
 
     def __repr__(self):
         return f"<Node {self.op}>"
@@ -136,6 +147,8 @@ def record(op: str, data: np.ndarray, inputs: tuple, *vjps):
             if t.requires_grad:
                 out.requires_grad = True
                 out._node = Node(op, inputs, vjps, tuple(map(_version, inputs)), STATE.scope)
+                if STATE.anomaly:
+                    out._node.fingerprints = _fingerprints(inputs, out)
                 break
     return out
 
@@ -202,6 +215,8 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 )
             if t._version or tuple(map(_version, node.inputs)) != node.versions:
                 _report_in_place_change(t, node)
+            if node.fingerprints is not None:
+                _check_fingerprints(t, node)
             step_grads = [] if tracer is not None else None
             for i, (inp, vjp) in enumerate(zip(node.inputs, node.vjps)):
                 if not inp.requires_grad:
@@ -209,6 +224,8 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 gi = vjp(g, t)
                 if gi._data.shape != inp._data.shape:
                     gi = _undo_broadcast(gi, inp, node.op, i)
+                if gi._data.dtype != inp._data.dtype:  # each input's gradient has its dtype, as in PyTorch
+                    gi = astype(gi, inp._data.dtype)
                 if anomaly:
                     _check_finite(node.op, f"backward (gradient of input {i})", gi.data, scope=node.scope)
                 if step_grads is not None:
@@ -220,6 +237,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 # Free what the rules saved, and the links that keep activations alive.
                 node.vjps = None
                 node.inputs = ()
+                node.fingerprints = None
     finally:
         STATE.grad_enabled = recording
 
@@ -283,6 +301,23 @@ def _report_in_place_change(t, node):
                 f"input {i} of '{node.op}' (shape {inp.shape}) was modified in place after the "
                 f"op used it (version {v} -> {inp._version}), so its gradient would be wrong. "
                 "Modify a copy, or modify it before the forward pass."
+            )
+
+
+def _fingerprints(inputs, out):
+    """Checksums of the arrays an op may read again in backward: its inputs and output."""
+    return tuple(zlib.crc32(np.ascontiguousarray(t._data)) for t in (*inputs, out))
+
+
+def _check_fingerprints(t, node):
+    for i, (x, before) in enumerate(zip((*node.inputs, t), node.fingerprints)):
+        if zlib.crc32(np.ascontiguousarray(x._data)) != before:
+            which = f"input {i}" if i < len(node.inputs) else "the output"
+            raise RuntimeError(
+                f"detect_anomaly: {which} of '{node.op}' (shape {x.shape}) was changed through its numpy "
+                "array (`t.data[...] = v`, or a write into the array given to Tensor(array)) after the op "
+                "saved it for backward, so its gradient would be wrong. Change a copy, or use the "
+                "tensor's own in-place methods (t[...] = v, add_, copy_), which are tracked."
             )
 
 
@@ -354,5 +389,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 # Imported last: ops.py and tensor.py import this module first (minigrad/__init__ always loads the
 # engine before them), and both are needed only when ops run.
-from minigrad.ops import sum_to  # noqa: E402
+from minigrad.ops import astype, sum_to  # noqa: E402
 from minigrad.tensor import Tensor  # noqa: E402

@@ -56,6 +56,13 @@ def _axes(axis, ndim, op):
     return tuple(sorted(a % ndim for a in axes))
 
 
+def _check_nonempty(op, x, axes):
+    """A max, min, mean, variance or softmax over no elements has no value: say so."""
+    for a in axes:
+        if x.shape[a] == 0:
+            raise ValueError(f"{op}: axis {a} of shape {x.shape} is empty; {op} over no elements is undefined")
+
+
 def _keepdims(g, shape, axes):
     """Reinsert the reduced ``axes`` into ``g`` as size-1 axes, ready to broadcast."""
     return reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
@@ -302,8 +309,9 @@ def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``.   x̄ = ḡ / n broadcast back (n = number of averaged elements)"""
     x = _lift(x)
     axes = _axes(axis, x.ndim, "mean")
+    _check_nonempty("mean", x, axes)
     n = math.prod(x.shape[a] for a in axes)
-    data = _sum(x.data, axes, keepdims) * (1 / n) if n else np.mean(x.data, axis=axes, keepdims=keepdims)
+    data = _sum(x.data, axes, keepdims) * (1 / n)
     return record("mean", np.asarray(data), (x,), lambda g, out: broadcast_to(
         (g if keepdims else _keepdims(g, x.shape, axes)) * (1 / n), x.shape))
 
@@ -311,8 +319,7 @@ def mean(x, axis=None, keepdims=False):
 def _extremum(op, x, axis, keepdims):
     x = _lift(x)
     axes = _axes(axis, x.ndim, op)
-    if x.size == 0:
-        raise ValueError(f"{op}: the tensor is empty (shape {x.shape}), so it has no {op}")
+    _check_nonempty(op, x, axes)
     reduce = np.max if op == "max" else np.min
     kept = reduce(x.data, axis=axes, keepdims=True)
 
@@ -341,6 +348,9 @@ def var(x, axis=None, keepdims=False, ddof=0):
     x = _lift(x)
     axes = _axes(axis, x.ndim, "var")
     n = math.prod(x.shape[a] for a in axes)
+    if n - ddof <= 0:
+        raise ValueError(f"var: {n} element(s) over axes {axes} of shape {x.shape} with ddof={ddof}; "
+                         "the variance needs more elements than ddof")
     data = np.var(x.data, axis=axes, keepdims=keepdims, ddof=ddof)
     return record("var", np.asarray(data), (x,), lambda g, out: (
         (g if keepdims else _keepdims(g, x.shape, axes))
@@ -668,7 +678,7 @@ def softmax(x, axis=-1):
     """yᵢ = e^(xᵢ - max x) / Σⱼ e^(xⱼ - max x) along ``axis``.
     x̄ = y·(ḡ - Σ ḡ·y), the Jacobian diag(y) - yyᵀ applied to ḡ"""
     x = _lift(x)
-    _axes(axis, x.ndim, "softmax")
+    _check_nonempty("softmax", x, _axes(axis, x.ndim, "softmax"))
     return record("softmax", _softmax_array(x.data, axis), (x,),
                   lambda g, out: out * (g - sum(g * out, axis, keepdims=True)))
 
@@ -676,7 +686,7 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """yᵢ = xᵢ - log Σⱼ e^xⱼ along ``axis`` (max-subtracted).   x̄ = ḡ - e^y·Σ ḡ"""
     x = _lift(x)
-    _axes(axis, x.ndim, "log_softmax")
+    _check_nonempty("log_softmax", x, _axes(axis, x.ndim, "log_softmax"))
     shifted = _stable_shift(x.data, axis)
     s = _sum(np.exp(shifted), (axis % x.ndim,), keepdims=True)
     s[s == 0] = 1  # a row of -inf stays -inf instead of becoming NaN
@@ -702,6 +712,9 @@ def attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
     q, k, v = _lift(q), _lift(k), _lift(v)
     if dropout_p and rng is None:
         raise ValueError("attention: dropout_p > 0 needs rng, a numpy Generator for the dropout masks")
+    if q.ndim >= 2 and k.ndim >= 2 and 0 in (q.shape[-1], k.shape[-2]):
+        raise ValueError(f"attention: q {q.shape} and k {k.shape} have no keys or d_k = 0; "
+                         "softmax over no keys is undefined")
     scale = 1.0 / math.sqrt(q.shape[-1])
     try:
         scores = np.matmul(q.data, np.swapaxes(k.data, -1, -2))
@@ -772,6 +785,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     x = _lift(x)
     if x.ndim == 0:
         raise ValueError("layer_norm: the input is a scalar; it needs an axis to normalize over")
+    _check_nonempty("layer_norm", x, (x.ndim - 1,))
     d = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (d,):
@@ -835,6 +849,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
         raise ValueError(f"cross_entropy: logits of shape {x.shape} need targets of shape "
                          f"{expected} (class axis 1), got {t.shape}")
     n_classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
+    _check_nonempty("cross_entropy", x, (1 if x.ndim >= 2 else 0,))
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
     if bad.any():

@@ -40,6 +40,15 @@ class Tensor:
 
     ``Tensor(array)`` wraps a numpy array without copying it (like ``torch.from_numpy``);
     ``minigrad.tensor(data)`` always copies (like ``torch.tensor``).
+
+    Changing values after an op has used them: the tensor's own in-place methods
+    (``t[i] = v``, ``add_``, ``sub_``, ``mul_``, ``copy_``, ``fill_``, ``zero_``, and
+    assigning ``t.data = array``) bump a version counter, and ``backward`` raises if an
+    op's saved input changed.  Writes through the numpy array itself (``t.data[i] = v``,
+    ``np.add(..., out=t.data)``, or into the array you passed to ``Tensor(array)``) are
+    invisible to the counter, as writes through ``.data`` are in PyTorch: the gradient
+    silently uses the new values.  ``minigrad.detect_anomaly()`` catches those too, at
+    the cost of a checksum of every array.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "name", "_node", "_version", "__weakref__")
@@ -74,6 +83,8 @@ class Tensor:
 
     @property
     def data(self) -> np.ndarray:
+        """The numpy array itself, not a copy: writing into it is not tracked (see the
+        class docstring); use the in-place methods, or ``t.data = new_array``."""
         return self._data
 
     @data.setter

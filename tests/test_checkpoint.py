@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import checkpoint, nn, optim
@@ -207,3 +209,34 @@ def test_failed_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file(tmp_p
     save_checkpoint(path, model, opt, config={"version": "new"})  # a successful save replaces it
     assert load_checkpoint(path)["config"] == {"version": "new"}
     assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_any_damage_is_refused_or_loads_the_very_same_weights(tmp_path_factory, data):
+    model, opt, schedule = trained()
+    path = tmp_path_factory.mktemp("damage") / "run.npz"
+    save_checkpoint(path, model, opt, schedule, config={"hidden": 8}, extra={"step": 3})
+    original = path.read_bytes()
+    damage = data.draw(st.sampled_from(["truncate", "flip", "zero"]))
+    start = data.draw(st.integers(0, len(original) - 1))
+    damaged = bytearray(original)
+    if damage == "truncate":
+        del damaged[start:]
+    else:
+        end = start + data.draw(st.integers(1, 64))
+        damaged[start:end] = bytes(len(damaged[start:end])) if damage == "zero" else bytes(
+            b ^ data.draw(st.integers(1, 255)) for b in damaged[start:end])
+    path.write_bytes(bytes(damaged))
+    target = MLP(seed=3)
+    target_opt = optim.Adam(target.parameters())
+    target_schedule = optim.NoamSchedule(target_opt, d_model=8, warmup_steps=4)
+    before = (raw(target), raw_optimizer(target_opt), target_schedule.step_num)
+    try:
+        info = load_checkpoint(path, target, target_opt, target_schedule)
+    except CheckpointError as e:
+        assert str(e).startswith(f"{path}: ") and "allow_pickle" not in str(e)
+        assert (raw(target), raw_optimizer(target_opt), target_schedule.step_num) == before
+    else:
+        assert raw(target) == raw(model) and raw_optimizer(target_opt) == raw_optimizer(opt)
+        assert info == {"config": {"hidden": 8}, "extra": {"step": 3}}

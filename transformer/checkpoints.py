@@ -9,15 +9,99 @@ holds, as JSON:
 
     >>> trained = load_trained("runs/dates/checkpoint.npz")      # doctest: +SKIP
     >>> trained.model, trained.tokenizer, trained.step            # doctest: +SKIP
+
+Everything is checked against the schemas below before a model is built: a file that
+describes an impossible or enormous model, or a training state that cannot be resumed,
+is refused with one line naming the file and the field.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from minigrad.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+import numpy as np
+
+from minigrad.checkpoint import MAX_STEP, CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from transformer.model import Transformer, TransformerConfig
 from transformer.tokenizer import Tokenizer, tokenizer_from_dict
+
+# A model config, field by field: (type, lowest, above the highest) or (str, choices).
+# Ranges are lo <= value < hi.  The bounds are far beyond what trains on a laptop; they
+# only stop a file from asking for terabytes.
+MODEL_CONFIG_SCHEMA = {
+    "src_vocab_size":   (int, 1, 2**20),
+    "tgt_vocab_size":   (int, 1, 2**20),
+    "d_model":          (int, 1, 2**14),
+    "n_heads":          (int, 1, 2**10),
+    "n_encoder_layers": (int, 0, 2**8),
+    "n_decoder_layers": (int, 0, 2**8),
+    "d_ff":             (int, 1, 2**16),
+    "dropout":          (float, 0.0, 1.0),
+    "max_len":          (int, 1, 2**20),
+    "norm_first":       (bool,),
+    "activation":       (str, ("relu", "gelu")),
+    "positional":       (str, ("sinusoidal", "learned")),
+    "tie_output":       (bool,),
+    "share_embeddings": (bool,),
+    "pad_id":           (int, 0, 2**20),
+}
+REQUIRED_MODEL_FIELDS = ("src_vocab_size", "tgt_vocab_size")  # the others have defaults
+MAX_MODEL_ELEMENTS = 2**28  # parameters and position table: 1 GiB of float32
+
+
+def validate_model_config(values) -> TransformerConfig:
+    """The TransformerConfig ``values`` (a dict, as ``to_dict()`` gives) describes, after
+    checking every field against MODEL_CONFIG_SCHEMA, then the fields against each other
+    (TransformerConfig's own checks: d_model divisible by n_heads, ...), then the model's
+    size against MAX_MODEL_ELEMENTS.  Raises ValueError listing all problems.
+    Allocates nothing."""
+    if not isinstance(values, dict):
+        raise ValueError(f"a model config must be a JSON object, got {type(values).__name__}")
+    problems = [f"unknown field '{k}'" for k in values if k not in MODEL_CONFIG_SCHEMA]
+    problems += [f"missing field '{k}'" for k in REQUIRED_MODEL_FIELDS if k not in values]
+    for name, spec in MODEL_CONFIG_SCHEMA.items():
+        if name in values:
+            problem = _field_problem(values[name], spec)
+            if problem:
+                problems.append(f"'{name}' {problem}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    c = TransformerConfig(**values)  # safe now that each field has its type and range
+    if c.pad_id >= min(c.src_vocab_size, c.tgt_vocab_size):
+        raise ValueError(f"pad_id={c.pad_id} is not a token of a vocabulary of "
+                         f"{min(c.src_vocab_size, c.tgt_vocab_size)}")
+    elements = model_elements(c)
+    if elements > MAX_MODEL_ELEMENTS:
+        raise ValueError(f"the model would hold {elements:,} numbers, more than the {MAX_MODEL_ELEMENTS:,} "
+                         "(1 GiB of float32) a checkpoint may ask for")
+    return c
+
+
+def _field_problem(value, spec):
+    kind = spec[0]
+    if kind is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if kind is str:
+        return None if value in spec[1] else f"must be one of {list(spec[1])}, got {value!r}"
+    ok_type = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok_type or (kind is float and not math.isfinite(value)):
+        return f"must be {'a number' if kind is float else 'an integer'}, got {value!r}"
+    lo, hi = spec[1], spec[2]
+    return None if lo <= value < hi else f"must be in [{lo}, {hi}), got {value}"
+
+
+def model_elements(c: TransformerConfig) -> int:
+    """How many numbers the Transformer of ``c`` allocates for weights and position table
+    (an upper bound: it counts final norms, which only pre-norm models have)."""
+    d, f = c.d_model, c.d_ff
+    embeddings = c.src_vocab_size * d + (0 if c.share_embeddings else c.tgt_vocab_size * d)
+    positions = c.max_len * d * (1 if c.share_embeddings else 2)
+    attention, feed_forward, norm = 4 * d * d + 4 * d, 2 * d * f + d + f, 2 * d
+    encoder = c.n_encoder_layers * (attention + feed_forward + 2 * norm) + norm
+    decoder = c.n_decoder_layers * (2 * attention + feed_forward + 3 * norm) + norm
+    output = 0 if c.tie_output else d * c.tgt_vocab_size + c.tgt_vocab_size
+    return embeddings + positions + encoder + decoder + output
 
 
 def save_training_checkpoint(path, model, tokenizer, optimizer, schedule, train_config: dict, extra: dict):
@@ -37,27 +121,119 @@ class Trained:
 
 
 def read_run_config(path) -> tuple[dict, dict]:
-    """The (config, extra) JSON of a training checkpoint, checked to have our three parts.
+    """The (config, extra) JSON of a training checkpoint, every field checked; reads no
+    weights.  ``extra`` holds ``step`` (int), ``data`` (the BatchStream state: ``used``
+    batches of the epoch that started at Generator state ``epoch_start``),
+    ``dropout_rng`` (a Generator state) and ``seconds`` (float, default 0.0), each
+    checked to fit the run, so ``train``'s ``restore`` can use them as they are.
 
-    Raises CheckpointError for a missing or corrupt file or one not written by training.
+    Raises CheckpointError naming the file and the field for a missing or corrupt file,
+    one not written by training, or any field out of its type or range.
     """
-    meta = load_checkpoint(path)
+    meta = read_metadata(path)
     config, extra = meta["config"], meta["extra"]
     if not (isinstance(config, dict) and {"model", "train", "tokenizer"} <= config.keys()
-            and isinstance(extra, dict) and "step" in extra):
+            and isinstance(extra, dict)):
         raise CheckpointError(f"{path}: not a transformer training checkpoint (its config lacks the "
-                              "model/train/tokenizer parts or its extra lacks the step)")
+                              "model/train/tokenizer parts or it has no training state)")
+    try:
+        model_config = validate_model_config(config["model"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: the stored model config is invalid: {e}") from e
+    stored = config["tokenizer"]
+    if not (isinstance(stored, dict) and isinstance(stored.get("type"), str)):
+        raise CheckpointError(f"{path}: the stored tokenizer is not an object with a \"type\" name: "
+                              f"{_short(stored)}")
+    try:
+        tokenizer = tokenizer_from_dict(stored, source="tokenizer")
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: the stored {e}") from e
+    vocab = {model_config.src_vocab_size, model_config.tgt_vocab_size}
+    if vocab != {tokenizer.vocab_size}:
+        raise CheckpointError(f"{path}: the stored tokenizer has {tokenizer.vocab_size} tokens but the model's "
+                              f"vocabulary sizes are {sorted(vocab)}")
+    train_config = _validated_train_config(path, config["train"])
+    extra.setdefault("seconds", 0.0)
+    problems = _training_state_problems(extra, meta, train_config)
+    if problems:
+        raise CheckpointError(f"{path}: the training state is invalid: " + "; ".join(problems))
     return config, extra
+
+
+def _validated_train_config(path, values):
+    from transformer.train import TrainConfig  # train imports this module
+
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: the stored train config is not a JSON object")
+    try:
+        return TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as e:  # TypeError: a field of the wrong type
+        raise CheckpointError(f"{path}: the stored train config is invalid: {e}") from e
+
+
+def _training_state_problems(extra, meta, train_config):
+    """What is wrong with ``extra`` (and the schedule and optimizer step counters) as the
+    state of a run of ``train_config``."""
+    problems = []
+    step = extra.get("step")
+    if not _is_int(step, 0, MAX_STEP):
+        return [f"'step' must be an integer in [0, {MAX_STEP}], got {step!r}"]
+    seconds = extra["seconds"]
+    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+            and math.isfinite(seconds) and seconds >= 0):
+        problems.append(f"'seconds' must be a number >= 0, got {seconds!r}")
+    data = extra.get("data")
+    batches_per_epoch = -(-train_config.n_train // train_config.batch_size)
+    if not isinstance(data, dict) or not {"epoch_start", "used"} <= data.keys():
+        problems.append(f"'data' must be {{'epoch_start': Generator state, 'used': int}}, got {_short(data)}")
+    else:
+        if not _is_int(data["used"], 0, batches_per_epoch):
+            problems.append(f"'data.used' must be an integer in [0, {batches_per_epoch}] (the batches in an "
+                            f"epoch of {train_config.n_train} examples), got {data['used']!r}")
+        problems += _rng_state_problems("data.epoch_start", data["epoch_start"])
+    problems += _rng_state_problems("dropout_rng", extra.get("dropout_rng"))
+    # Schedules count from 1, so after `step` updates the schedule is at step + 1.
+    scheduler = meta["scheduler"]
+    if scheduler is None:
+        problems.append("the checkpoint has no schedule state")
+    elif scheduler["step_num"] != step + 1:
+        problems.append(f"the schedule is at step {scheduler['step_num']} but the run at step {step} "
+                        f"(it should be {step + 1})")
+    optimizer = meta["optimizer"]
+    if optimizer is None:
+        problems.append("the checkpoint has no optimizer state")
+    else:
+        ahead = [i for i, s in enumerate(optimizer["state"]) if s["step"] > step]
+        if ahead:
+            problems.append(f"optimizer parameters {ahead[:5]} count more updates than the run's {step} steps")
+    return problems
+
+
+def _rng_state_problems(name, state):
+    """A numpy PCG64 Generator state, checked by loading it into a scratch generator."""
+    if not (isinstance(state, dict) and state.get("bit_generator") == "PCG64"):
+        return [f"'{name}' must be a PCG64 Generator state (bit_generator.state), got {_short(state)}"]
+    try:
+        np.random.PCG64().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        return [f"'{name}' is not a valid PCG64 state: {e}"]
+    return []
+
+
+def _is_int(value, lo, hi):
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _short(value, n=80):
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def load_trained(path) -> Trained:
     """Build the model a training checkpoint describes and load its weights."""
-    config, extra = read_run_config(path)
-    try:
-        model = Transformer(TransformerConfig.from_dict(config["model"]))
-        tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: the stored model or tokenizer config is invalid: {e}") from e
+    config, extra = read_run_config(path)  # checked: the model below is of a sane size
+    model = Transformer(validate_model_config(config["model"]))
+    tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
     load_checkpoint(path, model)
     model.eval()
-    return Trained(model, tokenizer, config["train"], int(extra["step"]))
+    return Trained(model, tokenizer, config["train"], extra["step"])
