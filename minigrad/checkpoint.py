@@ -123,9 +123,9 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None) -> dict:
             name: archive.read(MODEL_PREFIX + name) for name in model_infos}
         optimizer_state = None if optimizer is None else _arrays_in(meta["optimizer"], archive.read)
     if model_state is not None:
-        _check_finite(path, model_state, "model")
+        check_finite(path, model_state, "model")
     if optimizer_state is not None:
-        _check_finite(path, {k: v for k, v in _tree_arrays(optimizer_state, "optimizer")}, "optimizer")
+        check_finite(path, {k: v for k, v in _tree_arrays(optimizer_state, "optimizer")}, "optimizer")
     checks = []
     if model is not None:
         checks.append(("model", lambda: model._check_state_dict(model_state)))
@@ -186,14 +186,15 @@ def _converts(source, destination):
     return np.can_cast(source, destination, casting="same_kind")
 
 
-def _check_finite(path, arrays, what):
-    """Refuse NaN/Inf: such weights give NaN outputs, and there is nothing to resume from
-    (a diverged run); read the archive with numpy to inspect one."""
+def check_finite(path, arrays, what):
+    """Refuse NaN/Inf in ``arrays`` (name -> array) read from ``path``: such weights give NaN
+    outputs, and there is nothing to resume from (a diverged run); read the file with numpy
+    to inspect one.  Raises CheckpointError naming every such array."""
     bad = [f"'{name}' ({int(np.count_nonzero(~np.isfinite(a)))} of {a.size})"
            for name, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
     if bad:
         raise CheckpointError(f"{path}: the {what} state holds NaN or Inf values in {', '.join(bad)}; "
-                              "a diverged run's checkpoint cannot be loaded")
+                              "the weights of a diverged run cannot be loaded")
 
 
 def _check_model_config(path, stored_config, model):

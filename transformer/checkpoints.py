@@ -120,12 +120,13 @@ class Trained:
     step: int
 
 
-def read_run_config(path) -> tuple[dict, dict]:
+def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
     """The (config, extra) JSON of a training checkpoint, every field checked; reads no
     weights.  ``extra`` holds ``step`` (int), ``data`` (the BatchStream state: ``used``
     batches of the epoch that started at Generator state ``epoch_start``),
     ``dropout_rng`` (a Generator state) and ``seconds`` (float, default 0.0), each
     checked to fit the run, so ``train``'s ``restore`` can use them as they are.
+    ``for_resume=False`` (inference) checks the configs, tokenizer and step only.
 
     Raises CheckpointError naming the file and the field for a missing or corrupt file,
     one not written by training, or any field out of its type or range.
@@ -154,7 +155,7 @@ def read_run_config(path) -> tuple[dict, dict]:
                               f"vocabulary sizes are {sorted(vocab)}")
     train_config = _validated_train_config(path, config["train"])
     extra.setdefault("seconds", 0.0)
-    problems = _training_state_problems(extra, meta, train_config)
+    problems = _training_state_problems(extra, meta, train_config, for_resume)
     if problems:
         raise CheckpointError(f"{path}: the training state is invalid: " + "; ".join(problems))
     return config, extra
@@ -171,13 +172,15 @@ def _validated_train_config(path, values):
         raise CheckpointError(f"{path}: the stored train config is invalid: {e}") from e
 
 
-def _training_state_problems(extra, meta, train_config):
+def _training_state_problems(extra, meta, train_config, for_resume=True):
     """What is wrong with ``extra`` (and the schedule and optimizer step counters) as the
-    state of a run of ``train_config``."""
+    state of a run of ``train_config`` (only its step when not ``for_resume``)."""
     problems = []
     step = extra.get("step")
     if not _is_int(step, 0, MAX_STEP):
         return [f"'step' must be an integer in [0, {MAX_STEP}], got {step!r}"]
+    if not for_resume:
+        return []
     seconds = extra["seconds"]
     if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
             and math.isfinite(seconds) and seconds >= 0):
@@ -231,7 +234,7 @@ def _short(value, n=80):
 
 def load_trained(path) -> Trained:
     """Build the model a training checkpoint describes and load its weights."""
-    config, extra = read_run_config(path)  # checked: the model below is of a sane size
+    config, extra = read_run_config(path, for_resume=False)  # checked: the model below is of a sane size
     model = Transformer(validate_model_config(config["model"]))
     tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
     load_checkpoint(path, model)

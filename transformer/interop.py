@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from minigrad import nn
+from minigrad.checkpoint import CheckpointError, check_finite
+from transformer import checkpoints
 from transformer.checkpoints import Trained, load_trained
 from transformer.model import Transformer, TransformerConfig
 from transformer.tokenizer import tokenizer_from_dict
@@ -178,8 +180,14 @@ def _check_keys(arrays: dict, expected: dict, aliases: dict, source: str):
 
 
 def load_arrays(model, arrays: dict, names: str = "torch", source: str = "the state dict"):
-    """Copy torch-named (or minigrad-named) arrays into ``model``; nothing changes on error."""
-    model.load_state_dict(minigrad_state(model, arrays, names, source))
+    """Copy torch-named (or minigrad-named) arrays into ``model``; nothing changes on error.
+    NaN or Inf weights are refused, as checkpoints refuse them."""
+    state = minigrad_state(model, arrays, names, source)
+    try:
+        check_finite(source, state, "model")
+    except CheckpointError as e:
+        raise InteropError(str(e)) from e
+    model.load_state_dict(state)
     return model
 
 
@@ -288,38 +296,13 @@ class FileMetadata:
     step: int
 
 
-SIZE_LIMIT = 1 << 20  # no dimension, vocabulary or length above this: a crafted file cannot make us allocate terabytes
-LAYER_LIMIT = 1000
-
-
 def validate_model_config(values, source) -> TransformerConfig:
-    """A TransformerConfig from JSON values, or InteropError naming the bad field."""
-    if not isinstance(values, dict):
-        raise InteropError(f"{source}: the model config must be a JSON object, got {type(values).__name__}")
-    ints = {"src_vocab_size": 1, "tgt_vocab_size": 1, "d_model": 1, "n_heads": 1, "n_encoder_layers": 0,
-            "n_decoder_layers": 0, "d_ff": 1, "max_len": 2, "pad_id": 0}
-    for name, low in ints.items():
-        if name not in values:
-            continue
-        value, high = values[name], LAYER_LIMIT if name.endswith("layers") else SIZE_LIMIT
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InteropError(f"{source}: model config field {name} must be an integer in [{low}, {high}], "
-                               f"got {value!r}")
-    for name in ("norm_first", "tie_output", "share_embeddings"):
-        if name in values and not isinstance(values[name], bool):
-            raise InteropError(f"{source}: model config field {name} must be true or false, got {values[name]!r}")
-    if values.get("positional", "sinusoidal") not in ("sinusoidal", "learned"):
-        raise InteropError(f"{source}: model config field positional must be 'sinusoidal' or 'learned', "
-                           f"got {values['positional']!r}")
-    if "dropout" in values and (isinstance(values["dropout"], bool) or not isinstance(values["dropout"], (int, float))):
-        raise InteropError(f"{source}: model config field dropout must be a number, got {values['dropout']!r}")
+    """A TransformerConfig from JSON values, checked as checkpoints check theirs (types,
+    ranges, consistency, size) before anything is allocated; else InteropError."""
     try:
-        config = TransformerConfig.from_dict(values)
-    except (TypeError, ValueError) as e:
+        return checkpoints.validate_model_config(values)
+    except ValueError as e:
         raise InteropError(f"{source}: invalid model config: {e}") from e
-    if config.pad_id >= min(config.src_vocab_size, config.tgt_vocab_size):
-        raise InteropError(f"{source}: model config pad_id {config.pad_id} is outside the vocabulary")
-    return config
 
 
 def validate_metadata(metadata: dict, source) -> FileMetadata:
