@@ -28,17 +28,17 @@ Nothing is changed unless every check passes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import stat
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from minigrad.files import write_atomically
 
 FORMAT = "minigrad-checkpoint"
 VERSION = 1
@@ -86,7 +86,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, config=None, ex
         raise CheckpointError(f"{path}: config, extra and scheduler state must be JSON-serializable "
                               f"(dicts, lists, str, numbers, bool, None): {e}") from e
     arrays[META_KEY] = np.array(text)
-    _write_atomically(path, arrays)
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None) -> dict:
@@ -233,36 +233,6 @@ def _check_optimizer_arrays(path, infos, optimizer):
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _write_atomically(path, arrays):
-    """Write to a temp file next to ``path``, make it durable, then rename it over
-    ``path``: readers see either the old file or the complete new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; a plain open() would not
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave a temp file behind
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _umask():
-    mask = os.umask(0o022)  # the only way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def _arrays_out(tree, prefix, arrays):

@@ -35,12 +35,11 @@ import html
 import inspect
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from minigrad import ops, viz
+from minigrad.files import write_atomically
 from minigrad.tracing import scope_path, summarize
 
 PAGE = Path(__file__).with_name("graph_page.html")
@@ -163,18 +162,7 @@ class GraphPage:
         """Write the page to ``path`` atomically (a temporary file, then a rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.html)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)  # as open() would, not mkstemp's owner-only 0o600
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-        return path
+        return write_atomically(path, self.html)
 
     def _repr_html_(self) -> str:
         return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '

@@ -28,10 +28,8 @@ Every ``nn.Linear`` weight is transposed: ours is (in, out), torch's (out, in).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import numpy as np
 
 from minigrad import nn
 from minigrad.checkpoint import CheckpointError, check_finite
+from minigrad.files import write_atomically
 from transformer import checkpoints
 from transformer.checkpoints import Trained, load_trained
 from transformer.model import Transformer, TransformerConfig
@@ -224,7 +223,7 @@ def export_safetensors(model, tokenizer, path, names: str = "torch", train_confi
     if step is not None:
         metadata["step"] = str(int(step))
     try:
-        _write_atomically(path, save(arrays, metadata=metadata))
+        write_atomically(path, save(arrays, metadata=metadata))
     except OSError as e:
         raise InteropError(f"{path}: cannot write the file: {e.strerror or e}") from e
     return arrays
@@ -264,23 +263,6 @@ def _safetensors():
         raise InteropError("reading and writing .safetensors files needs the safetensors package "
                            "(pip install safetensors, or pip install -e \".[torch]\")") from e
     return safetensors
-
-
-def _write_atomically(path, data: bytes):
-    """Temp file next to ``path``, fsync, rename: readers see the old file or the new one."""
-    path = os.fspath(path)
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.",
-                                suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 # --------------------------------------------------------------------------- metadata validation

@@ -24,11 +24,12 @@ import heapq
 import json
 import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from minigrad.files import write_atomically
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")  # index = id
@@ -91,7 +92,7 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as JSON.  Atomic: a crash never leaves a half-written file."""
-        write_json_atomic(path, self.to_dict())
+        write_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
@@ -348,23 +349,6 @@ class BPETokenizer(Tokenizer):
 # ---------------------------------------------------------------------------- files
 
 TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "bpe": BPETokenizer}
-
-
-def write_json_atomic(path: str | os.PathLike, data) -> None:
-    """Write ``data`` as JSON to a temporary file next to ``path``, then rename it over ``path``.
-
-    The rename is atomic, so readers see the old file or the new one, never a torn one.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:

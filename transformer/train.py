@@ -46,6 +46,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from minigrad.checkpoint import load_checkpoint
+from minigrad.files import write_atomically
 from minigrad.optim import Adam, AdamW, NoamSchedule, WarmupCosineSchedule, clip_grad_norm_
 from minigrad.optim.optimizers import check_number
 from transformer.checkpoints import read_run_config, save_training_checkpoint
@@ -286,7 +287,7 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
         kept = [r for r in self.read() if r["step"] <= resume_step] if resume_step is not None else []
-        write_text_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict):
         with self.path.open("a", encoding="utf-8") as f:
@@ -314,21 +315,6 @@ class MetricsLog:
                 continue
             records.append(record)
         return records
-
-
-def write_text_atomically(path: Path, text: str):
-    """Write ``text`` to a temp file beside ``path`` (created with the umask's mode), make
-    it durable, and rename it over ``path``: readers see the old file or the new one."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------- the run directory
