@@ -89,15 +89,17 @@ class ReferentModel(nn.Module):
     """Embeddings -> Transformer encoder -> the vector at `it` -> scores over the
     vocabulary through the tied embedding:  logits = h_it Eᵀ."""
 
-    def __init__(self, vocab_size, d_model=32, n_heads=2, n_layers=2, d_ff=64, seed=0):
+    def __init__(self, vocab_size, d_model=32, n_heads=2, n_layers=2, d_ff=64, seed=0, norm_first=False):
         super().__init__()
         rng = np.random.default_rng(seed)
         self.embed = Embeddings(vocab_size, d_model, max_len=32, dropout=0.0, pad_id=PAD, rng=rng)
-        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, 0.0, "relu", False, rng=rng)
+        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, 0.0, "relu", norm_first, rng=rng)
         self.n_heads = n_heads
 
-    def forward(self, tokens, it_position):
-        mask = (tokens != PAD)[:, None, None, :]
+    def forward(self, tokens, it_position, mask=None):
+        """tokens (B, T), it_position (B,) -> logits (B, V).  ``mask`` (B, 1, T, T) replaces
+        the padding mask (True where a query may attend to a key)."""
+        mask = (tokens != PAD)[:, None, None, :] if mask is None else mask
         h = self.encoder(self.embed(tokens), mask)                  # (B, T, d)
         h_it = h[np.arange(len(tokens)), it_position]                # (B, d)
         return h_it @ self.embed.tokens.weight.T                     # (B, V)
@@ -107,7 +109,7 @@ class ReferentModel(nn.Module):
 
 
 def train(model, tokens, it_position, referent, steps=300, batch_size=64, lr=3e-3, seed=0, warmup=30):
-    """Adam with warmup then cosine decay; returns the loss per step."""
+    """Adam with ``warmup`` steps of linear warmup, then cosine decay; returns the loss per step."""
     rng = np.random.default_rng(seed)
     optimizer = optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     schedule = optim.WarmupCosineSchedule(optimizer, max_lr=lr, warmup_steps=warmup, total_steps=steps)
@@ -124,15 +126,15 @@ def train(model, tokens, it_position, referent, steps=300, batch_size=64, lr=3e-
     return np.array(losses)
 
 
-def accuracy(model, tokens, it_position, referent):
+def accuracy(model, tokens, it_position, referent, mask=None):
     model.eval()
     with mg.no_grad():
-        predicted = model(tokens, it_position).data.argmax(-1)
+        predicted = model(tokens, it_position, mask).data.argmax(-1)
     return float((predicted == referent).mean())
 
 
 def attention_weights(model, tokens, it_position):
-    """Per encoder layer, the attention weights of the `it` query: (layers, B, H, T)."""
+    """Per encoder layer, the attention weights of every query: (layers, B, H, T, T)."""
     model.eval()
     blocks = model.attention_blocks()
     for block in blocks:
@@ -140,11 +142,19 @@ def attention_weights(model, tokens, it_position):
     try:
         with mg.no_grad():
             model(tokens, it_position)
-        rows = np.arange(len(tokens))
-        return np.stack([block.weights[rows, :, it_position, :] for block in blocks])
+        return np.stack([block.weights for block in blocks])
     finally:
         for block in blocks:
             block.keep_weights, block.weights = False, None
+
+
+def positions(examples):
+    """Where the referent, the other noun and the adjective are in each sentence: three (N,) arrays."""
+    x_at = np.array([e[0].index(e[2]) for e in examples])
+    y_at = np.array([len(e[0]) - 1 - e[0][::-1].index(e[3]) for e in examples])
+    subject = np.array([e[4] in SUBJECT_ADJECTIVES for e in examples])
+    adjective_at = np.array([e[0].index(e[4], x_at[i] + 1) for i, e in enumerate(examples)])
+    return np.where(subject, x_at, y_at), np.where(subject, y_at, x_at), adjective_at
 
 
 def ablate_head(block: MultiHeadAttention, head: int):
@@ -158,7 +168,3 @@ def ablate_head(block: MultiHeadAttention, head: int):
 
 def restore_head(block: MultiHeadAttention, head: int, saved):
     block.w_o.weight.data[head * block.d_k:(head + 1) * block.d_k] = saved
-
-
-__all__ = ["NOUNS", "VERBS", "SUBJECT_ADJECTIVES", "OBJECT_ADJECTIVES", "TEMPLATES", "WordVocab", "split",
-           "to_arrays", "ReferentModel", "train", "accuracy", "attention_weights", "ablate_head", "restore_head"]
