@@ -1,6 +1,8 @@
 """Pictures of a run: learning curves and attention heatmaps (matplotlib, no display).
 
-The Agg backend draws into files only, so this works on a server without a screen.
+Figures are made with matplotlib's Figure class rather than pyplot, so they draw straight
+into files: this works on a server without a screen, and importing it leaves pyplot's
+backend alone (in Jupyter, inline figures keep working).
 """
 
 from __future__ import annotations
@@ -8,11 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_training(records: list[dict], path, title: str = "") -> Path:
@@ -21,7 +20,8 @@ def plot_training(records: list[dict], path, title: str = "") -> Path:
     Records have "split" ("train", "valid" or "test"), "step", "loss", "token_accuracy"
     and, for held-out splits, "exact_match".
     """
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     style = {"train": dict(color="tab:blue", alpha=0.6), "valid": dict(color="tab:orange", marker="o", ms=3)}
     for split, kw in style.items():
         rows = [r for r in records if r["split"] == split]
@@ -61,7 +61,8 @@ def plot_attention(maps: list[AttentionMap], path, title: str = "") -> Path:
     cell = 0.16  # inches per token
     width = max(max(len(m.key_tokens) for m in maps) * cell + 0.9, 1.8)
     height = max(max(len(m.query_tokens) for m in maps) * cell + 0.9, 1.8)
-    fig, axes = plt.subplots(len(maps), n_heads, figsize=(width * n_heads, height * len(maps)), squeeze=False)
+    fig = Figure(figsize=(width * n_heads, height * len(maps)))
+    axes = fig.subplots(len(maps), n_heads, squeeze=False)
     for row, m in enumerate(maps):
         for head in range(n_heads):
             ax = axes[row, head]
@@ -76,10 +77,9 @@ def plot_attention(maps: list[AttentionMap], path, title: str = "") -> Path:
 
 
 def _save(fig, path, title, dpi) -> Path:
-    """Title, lay out, write and close a figure."""
+    """Title, lay out and write a figure (a Figure not made by pyplot needs no closing)."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return Path(path)
