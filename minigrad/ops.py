@@ -745,8 +745,10 @@ def attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
     cache = {}  # S̄ is shared by the q and k rules: compute it once per backward
 
     def ds(g):
-        if cache.get("g") is not g:
-            cache["g"] = g
+        # Keyed on the mode too: a create_graph backward after an ordinary one (retain_graph,
+        # the same cotangent) must not reuse the ordinary backward's constant S̄.
+        if cache.get("g") is not g or cache.get("recording") != is_grad_enabled():
+            cache["g"], cache["recording"] = g, is_grad_enabled()
             cache["ds"] = differentiable_score_gradient(g) if is_grad_enabled() else Tensor._wrap(score_gradient(g))
         return cache["ds"]
 

@@ -7,8 +7,8 @@
 Each mutant below replaces one exact snippet of a source file with a wrong version (a
 flipped sign in a VJP, an eps in the wrong place, sin and cos swapped, ...).  The runner
 copies the repository to a temporary directory, applies one mutant there (never to the
-working tree), runs the test files that should catch it (``pytest -x``, ``CI=true``, so
-hypothesis is derandomized), and restores the file.  A mutant is *killed* when the tests
+working tree), runs the test files that should catch it (``pytest -x``, ``CI=true`` and
+the derandomized CI profile, without shrinking failures), and restores the file.  A mutant is *killed* when the tests
 fail and *survives* when they pass.  The report ends with the kill rate; the exit status
 is 1 when a mutant survives.
 
@@ -268,9 +268,20 @@ def check_snippets(root: Path, mutants) -> list[str]:
     return problems
 
 
+# A failing property test is enough: shrinking its example to the smallest one would take
+# most of the time, so the copy's tests run with the CI profile minus the shrink phase.
+NO_SHRINK_PROFILE = """
+from hypothesis import Phase as _Phase
+settings.register_profile("mutants", parent=settings.get_profile("ci"),
+                          phases=[_Phase.explicit, _Phase.reuse, _Phase.generate])
+"""
+
+
 def copy_tree(root: Path, dest: Path) -> Path:
     shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".hypothesis",
                                                              ".pytest_cache", ".ruff_cache", "runs"))
+    with open(dest / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(NO_SHRINK_PROFILE)
     return dest
 
 
@@ -283,7 +294,8 @@ def run_tests(tree: Path, tests, timeout) -> tuple[str, float]:
         return "passed", 0.0
     env = dict(os.environ, CI="true", PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1",
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "--hypothesis-profile=mutants", *tests]
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
