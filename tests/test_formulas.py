@@ -244,3 +244,13 @@ def test_tied_output_projection_is_the_target_embedding_and_collects_both_gradie
     as_embedding, as_output = untied.tgt_embed.tokens.weight.grad.data, untied.output.weight.grad.data.T
     assert np.abs(as_embedding).max() > 1e-3 and np.abs(as_output).max() > 1e-3  # both uses matter
     np.testing.assert_allclose(table.grad.data, as_embedding + as_output, rtol=1e-10, atol=1e-14)
+
+
+def test_shared_embeddings_are_one_table_for_source_target_and_output():
+    config = dict(d_model=D, n_heads=H, n_encoder_layers=1, n_decoder_layers=1, d_ff=FF, dropout=0.0, max_len=8)
+    model = Transformer(TransformerConfig(7, 7, share_embeddings=True, **config), seed=3, dtype=F64)
+    assert model.src_embed is model.tgt_embed
+    names = [name for name, _ in model.named_parameters()]
+    assert "src_embed.tokens.weight" in names and not any(n.startswith("tgt_embed") for n in names)
+    h = rng(22).standard_normal((1, 2, D))
+    np.testing.assert_array_equal(model.project(mg.Tensor(h)).data, h @ model.src_embed.tokens.weight.data.T)
