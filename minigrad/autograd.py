@@ -55,12 +55,14 @@ class _GradMode(contextlib.ContextDecorator):
 
 
 def no_grad():
-    """Stop recording ops (inference, optimizer updates). Usable as ``with`` or ``@``."""
+    """Stop recording ops (inference, optimizer updates). Usable as ``with`` or ``@``.
+    On exit the mode that was on before comes back, so ``no_grad`` and ``enable_grad`` nest."""
     return _GradMode(False)
 
 
 def enable_grad():
-    """Record ops again inside a ``no_grad`` region. Usable as ``with`` or ``@``."""
+    """Record ops again inside a ``no_grad`` region. Usable as ``with`` or ``@``; on exit the
+    mode that was on before comes back."""
     return _GradMode(True)
 
 

@@ -197,7 +197,7 @@ def sigmoid(x):
 
 
 def relu(x):
-    """max(x, 0).   x̄ = ḡ·[x > 0]"""
+    """max(x, 0).   x̄ = ḡ·[x > 0]  (0 at x = 0, as PyTorch)"""
     x = _lift(x)
     return record("relu", np.maximum(x.data, 0), (x,), lambda g, out: g * (x.data > 0))
 
@@ -242,13 +242,14 @@ def gelu(x, approximate="none"):
 
 
 def abs(x):
-    """|x|.   x̄ = ḡ·sign(x)"""
+    """|x|.   x̄ = ḡ·sign(x)  (0 at x = 0, as PyTorch)"""
     x = _lift(x)
     return record("abs", np.abs(x.data), (x,), lambda g, out: g * np.sign(x.data))
 
 
 def clip(x, min=None, max=None):
-    """x limited to [min, max].   x̄ = ḡ where min ≤ x ≤ max, else 0"""
+    """x limited to [min, max] (either may be None).   x̄ = ḡ where min ≤ x ≤ max, else 0
+    (the bounds themselves pass the gradient, as PyTorch)"""
     x = _lift(x)
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
@@ -264,7 +265,7 @@ def _winner(a, b):
 
 
 def maximum(a, b):
-    """max(a, b) elementwise.   ā = ḡ·[a > b],  b̄ = ḡ·[b > a]  (ties split ½, ½)"""
+    """max(a, b) elementwise.   ā = ḡ·[a > b],  b̄ = ḡ·[b > a]  (ties split ½, ½, as torch.maximum)"""
     a, b = _pair(a, b)
     try:
         data = np.maximum(a.data, b.data)
@@ -276,7 +277,7 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    """min(a, b) elementwise.   ā = ḡ·[a < b],  b̄ = ḡ·[b < a]  (ties split ½, ½)"""
+    """min(a, b) elementwise.   ā = ḡ·[a < b],  b̄ = ḡ·[b < a]  (ties split ½, ½, as torch.minimum)"""
     a, b = _pair(a, b)
     try:
         data = np.minimum(a.data, b.data)
@@ -334,12 +335,14 @@ def _extremum(op, x, axis, keepdims):
 
 
 def max(x, axis=None, keepdims=False):
-    """Largest element over ``axis``.   x̄ = ḡ at the maximum (shared equally among ties)"""
+    """Largest element over ``axis``.   x̄ = ḡ at the maximum; k tied maxima of one reduced
+    slice get ḡ/k each, whatever the axes (as torch.amax; torch.max(x, dim) picks one)"""
     return _extremum("max", x, axis, keepdims)
 
 
 def min(x, axis=None, keepdims=False):
-    """Smallest element over ``axis``.   x̄ = ḡ at the minimum (shared equally among ties)"""
+    """Smallest element over ``axis``.   x̄ = ḡ at the minimum; k tied minima of one reduced
+    slice get ḡ/k each, whatever the axes (as torch.amin; torch.min(x, dim) picks one)"""
     return _extremum("min", x, axis, keepdims)
 
 
@@ -758,8 +761,10 @@ def attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
     cache = {}  # S̄ is shared by the q and k rules: compute it once per backward
 
     def ds(g):
-        if cache.get("g") is not g:
-            cache["g"] = g
+        # Keyed on the mode too: a create_graph backward after an ordinary one (retain_graph,
+        # the same cotangent) must not reuse the ordinary backward's constant S̄.
+        if cache.get("g") is not g or cache.get("recording") != is_grad_enabled():
+            cache["g"], cache["recording"] = g, is_grad_enabled()
             cache["ds"] = differentiable_score_gradient(g) if is_grad_enabled() else Tensor._wrap(score_gradient(g))
         return cache["ds"]
 

@@ -172,6 +172,44 @@ def test_no_grad_and_enable_grad():
     assert mg.is_grad_enabled()
 
 
+def test_nested_modes_restore_the_mode_they_entered_from():
+    x = leaf([1.0])
+    with mg.no_grad():
+        with mg.no_grad():
+            assert not mg.is_grad_enabled()
+        assert not mg.is_grad_enabled() and not (x * 2).requires_grad  # still off after the inner exit
+        with mg.enable_grad():
+            with mg.no_grad():
+                assert not mg.is_grad_enabled()
+            assert mg.is_grad_enabled()  # back to enable_grad's mode, not to "off"
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    with mg.enable_grad():  # enable_grad where recording is already on changes nothing
+        pass
+    assert mg.is_grad_enabled()
+
+
+def test_a_mode_is_restored_when_its_block_raises():
+    with pytest.raises(KeyError), mg.no_grad():
+        {}["missing"]
+    assert mg.is_grad_enabled()
+    with mg.no_grad():
+        with pytest.raises(KeyError), mg.enable_grad():
+            {}["missing"]
+        assert not mg.is_grad_enabled()
+
+
+def test_no_grad_decorated_function_called_under_no_grad_leaves_it_off():
+    @mg.no_grad()
+    def predict(t):
+        return t * 2
+
+    with mg.no_grad():
+        predict(leaf([1.0]))
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+
+
 def test_name_scope_is_recorded_on_nodes():
     x = leaf([1.0])
     with mg.name_scope("block"):

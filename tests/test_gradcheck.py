@@ -1,11 +1,22 @@
 """The checker can fail: deliberately wrong VJP rules are caught, with useful messages."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad.autograd import record
 from minigrad.gradcheck import GradcheckError, KinkError, gradcheck, gradgradcheck
+
+
+@contextlib.contextmanager
+def raises_exactly(error, match=None):
+    """pytest.raises for ``error`` itself, not a subclass: a wrong rule must be reported as a
+    mismatch (GradcheckError), not as a kink (KinkError, a subclass)."""
+    with pytest.raises(error, match=match) as info:
+        yield info
+    assert type(info.value) is error, f"expected {error.__name__}, got {type(info.value).__name__}: {info.value}"
 
 
 def leaf(shape, seed=0):
@@ -34,7 +45,7 @@ def exp_with_detached_output(x):
 
 
 def test_sign_flip_is_caught_with_a_labelled_message():
-    with pytest.raises(GradcheckError) as info:
+    with raises_exactly(GradcheckError) as info:
         gradcheck(tanh_with_sign_flip, [leaf(3)])
     message = str(info.value)
     for part in ("input 0", "element", "analytic=", "numeric=", "abs err=", "rel err=", "eps=", "seed="):
@@ -42,7 +53,7 @@ def test_sign_flip_is_caught_with_a_labelled_message():
 
 
 def test_transposed_matmul_grad_is_caught():
-    with pytest.raises(GradcheckError, match="input 0"):
+    with raises_exactly(GradcheckError, match="input 0"):
         gradcheck(matmul_with_transposed_grad, [leaf((3, 3)), leaf((3, 3), 1)])
 
 
@@ -54,12 +65,12 @@ def test_missing_broadcast_reduction_is_caught_by_the_engine_shape_check():
 def test_missing_broadcast_reduction_is_caught_numerically_when_shapes_happen_to_fit():
     # For a square x the wrong (3, 3) gradient broadcasts against s's (3,) and is summed
     # over the wrong axis; only the values can reveal it.
-    with pytest.raises(GradcheckError, match="input 1"):
+    with raises_exactly(GradcheckError, match="input 1"):
         gradcheck(scale_rows_without_reduction, [leaf((3, 3)), leaf(3, 1)])
 
 
 def test_wrong_rule_is_caught_in_random_projection_mode():
-    with pytest.raises(GradcheckError, match="random projection"):
+    with raises_exactly(GradcheckError, match="random projection"):
         gradcheck(tanh_with_sign_flip, [leaf(600)], full_jacobian_max=100)
 
 
@@ -70,7 +81,7 @@ def test_right_rules_pass_in_both_modes():
 
 def test_wrong_second_derivative_is_caught_by_gradgradcheck_only():
     assert gradcheck(exp_with_detached_output, [leaf(3)])
-    with pytest.raises(GradcheckError):
+    with raises_exactly(GradcheckError):
         gradgradcheck(exp_with_detached_output, [leaf(3)])
 
 
@@ -83,7 +94,7 @@ def test_kink_is_reported_as_a_kink():
 
 def test_rule_ignoring_the_cotangent_is_caught():
     bad = lambda x: record("bad_const", x.data * 2, (x,), lambda g, out: g * 0 + 2)  # noqa: E731
-    with pytest.raises(GradcheckError):
+    with raises_exactly(GradcheckError):
         gradcheck(bad, [leaf(3)])
 
 
@@ -100,3 +111,58 @@ def test_float32_inputs_are_checked_in_float64_with_a_warning():
 def test_nothing_to_check_is_an_error():
     with pytest.raises(ValueError, match="requires_grad"):
         gradcheck(mg.tanh, [mg.Tensor(np.ones(2))])
+
+
+# --------------------------------------------------------------------------- localization
+
+
+def tanh_wrong_at(position, shape):
+    """tanh whose rule flips the sign of the gradient at one ``position`` only."""
+    factor = np.ones(shape)
+    factor[position] = -1.0
+    return lambda x: record("bad_tanh_at", np.tanh(x.data), (x,), lambda g, out: g * (1 - out * out) * factor)
+
+
+@pytest.mark.parametrize("position", [(1, 2), (0, 1), (1, 0)])
+def test_a_rule_wrong_at_one_element_is_caught_and_that_element_is_named(position):
+    x = leaf((2, 3))
+    with raises_exactly(GradcheckError, match=rf"input 0, element \({position[0]}, {position[1]}\): analytic=") as info:
+        gradcheck(tanh_wrong_at(position, (2, 3)), [x])
+    t = 1 - np.tanh(x.data[position]) ** 2
+    # The message gives both values; with the sign flipped they are opposite.
+    analytic = float(str(info.value).split("analytic=")[1].split(",")[0])
+    numeric = float(str(info.value).split("numeric=")[1].split(",")[0])
+    assert analytic == pytest.approx(-numeric, rel=1e-6) and abs(numeric) > 0.1 * t
+
+
+def test_the_last_element_is_checked_when_the_jacobian_rows_are_not():
+    # 40 outputs > full_jacobian_max: only vᵀJ is compared, element by element.
+    def tiled(x):
+        wrong = np.array([1.0, 1.0, 1.0, -1.0])
+        return record("bad_tile", np.tile(np.tanh(x.data), 10), (x,),
+                      lambda g, out: (g.reshape(10, 4).sum(axis=0) * (1 - mg.tanh(x) ** 2)) * wrong)
+
+    with raises_exactly(GradcheckError, match=r"input 0, element \(3,\): analytic="):
+        gradcheck(tiled, [leaf(4)], full_jacobian_max=20)
+
+
+def test_a_jacobian_row_wrong_at_its_last_element_is_caught():
+    # Right for the dense random cotangent (so vᵀJ agrees), wrong for the unit cotangents
+    # that pick out single rows of the Jacobian: only the row comparison can see it.
+    def sparse_blind(x):
+        last = np.zeros(4)
+        last[-1] = 1.0
+        return record("bad_rows", np.tanh(x.data), (x,),
+                      lambda g, out: g * (1 - out * out) + float((g.data == 0).any()) * last)
+
+    with raises_exactly(GradcheckError, match=r"input 0 \(d output 0\[\d\]\), element \(3,\)"):
+        gradcheck(sparse_blind, [leaf(4)])
+
+
+def test_a_nonzero_gradient_for_a_zero_cotangent_is_caught():
+    # Right for every nonzero cotangent; random projections (5 > full_jacobian_max) see only those.
+    def leaky(x):
+        return record("bad_leak", x.data * 2, (x,), lambda g, out: g * 2 + float(not g.data.any()))
+
+    with raises_exactly(GradcheckError, match=r"zero cotangent gave a non-zero gradient for input 0, element \(0,\)"):
+        gradcheck(leaky, [leaf(5)], full_jacobian_max=2)

@@ -130,6 +130,57 @@ def test_embedding_padding_row_gets_exactly_zero_gradient(data):
     np.testing.assert_allclose(layer.weight.grad.data, expected, rtol=1e-12)
 
 
+# --------------------------------------------------------------------------- options with non-default values
+
+
+@given(st.data())
+def test_layer_norm_eps_is_the_one_given(data):
+    d = data.draw(st.integers(2, 5), label="d")
+    x = data.draw(arrays((3, d)), label="x")
+    eps = data.draw(st.sampled_from([1e-3, 0.1, 0.5, 2.0]), label="eps")
+    layer = nn.LayerNorm(d, eps=eps, dtype=F64)
+    with mg.no_grad():
+        layer.weight.copy_(np.linspace(0.5, 1.5, d))
+        layer.bias.copy_(np.linspace(-1, 1, d))
+    # Written out: (x - mean) / √(biased variance + eps) · weight + bias.
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(((x - x.mean(-1, keepdims=True)) ** 2).mean(-1, keepdims=True)
+                                                         + eps) * layer.weight.data + layer.bias.data
+    np.testing.assert_allclose(layer(mg.Tensor(x)).data, expected, rtol=1e-12, atol=1e-12)
+    check_grad(lambda x, w, b: substitute(layer, weight=w, bias=b)(x), x, layer.weight.data.copy(),
+               layer.bias.data.copy())
+
+
+def test_layer_norm_without_affine_parameters_has_none():
+    layer = nn.LayerNorm(3, elementwise_affine=False, dtype=F64)
+    assert list(layer.named_parameters()) == [] and layer.weight is None and layer.bias is None
+    x = np.array([[1.0, 2.0, 4.0]])
+    np.testing.assert_allclose(layer(mg.Tensor(x)).data, (x - x.mean()) / np.sqrt(x.var() + 1e-5), rtol=1e-12)
+
+
+def test_linear_without_bias_has_no_bias_parameter_and_adds_nothing():
+    layer = nn.Linear(3, 2, bias=False, rng=np.random.default_rng(0), dtype=F64)
+    assert layer.bias is None and [name for name, _ in layer.named_parameters()] == ["weight"]
+    assert layer.num_parameters() == 6 and "bias=False" in repr(layer)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(layer(mg.Tensor(x)).data, x @ layer.weight.data)
+
+
+def test_embedding_negative_padding_idx_counts_from_the_end():
+    layer = nn.Embedding(4, 2, padding_idx=-1, rng=np.random.default_rng(0), dtype=F64)
+    assert layer.padding_idx == 3 and np.all(layer.weight.data[3] == 0)
+    indices = np.array([3, 0, 3, 1])
+    (layer(indices) * mg.Tensor(np.arange(8.0).reshape(4, 2))).sum().backward()
+    np.testing.assert_array_equal(layer.weight.grad.data, [[2, 3], [6, 7], [0, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("p", [0.1, 0.75])
+def test_dropout_drops_with_the_probability_given(p):
+    drop = nn.Dropout(p, rng=np.random.default_rng(5))
+    y = drop(mg.tensor(np.ones((200, 200), np.float32))).data
+    assert abs(np.mean(y == 0) - p) < 0.01
+    np.testing.assert_allclose(y[y != 0], 1 / (1 - p), rtol=1e-6)
+
+
 def test_dropout_gradient_uses_the_same_mask():
     # A fresh Generator with a fixed seed per call: every evaluation draws the same mask.
     check_grad(lambda x: nn.Dropout(0.4, rng=np.random.default_rng(3))(x), np.linspace(-1, 1, 12))

@@ -363,3 +363,42 @@ def test_schedules_refuse_bad_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make(opt)
     assert opt.lr == 0.5  # nothing was set
+
+
+# --------------------------------------------------------------------------- schedule values, worked out by hand
+
+
+def lrs_by_step(schedule, opt, last):
+    """{step: the optimizer's lr for that step}, stepping the schedule as a training loop does."""
+    seen = {1: opt.lr}
+    for step in range(2, last + 1):
+        schedule.step()
+        seen[step] = opt.lr
+    return seen
+
+
+@pytest.mark.parametrize("d_model, warmup, scale, expected", [
+    # d_model^-0.5 = 0.125 and warmup^-1.5 = 0.001: rise 0.125·step·0.001, then fall 0.125/√step.
+    (64, 100, 1.0, {1: 1.25e-4, 50: 6.25e-3, 100: 1.25e-2, 400: 6.25e-3, 2500: 2.5e-3}),
+    # 2·16^-0.5 = 0.5 and 4^-1.5 = 0.125.
+    (16, 4, 2.0, {1: 0.0625, 2: 0.125, 4: 0.25, 16: 0.125, 64: 0.0625}),
+])
+def test_noam_schedule_values(d_model, warmup, scale, expected):
+    opt = optim.SGD([start()], lr=0.0)
+    seen = lrs_by_step(optim.NoamSchedule(opt, d_model, warmup, scale), opt, max(expected))
+    for step, lr in expected.items():
+        assert seen[step] == pytest.approx(lr, rel=1e-12), step
+
+
+@pytest.mark.parametrize("max_lr, min_lr, warmup, total, expected", [
+    # Warmup 1/4 per step; then 0.2 + 0.4·(1 + cos(π·(step - 4)/8)); 0.2 from step 12 on.
+    (1.0, 0.2, 4, 12, {1: 0.25, 2: 0.5, 4: 1.0, 6: 0.2 + 0.4 * (1 + math.sqrt(0.5)), 8: 0.6,
+                       10: 0.2 + 0.4 * (1 - math.sqrt(0.5)), 12: 0.2, 30: 0.2}),
+    # No warmup: the cosine starts at step 0, so step 1 is already a quarter of the way down.
+    (2.0, 0.0, 0, 4, {1: 1 + math.sqrt(0.5), 2: 1.0, 3: 1 - math.sqrt(0.5), 4: 0.0, 9: 0.0}),
+])
+def test_warmup_cosine_schedule_values(max_lr, min_lr, warmup, total, expected):
+    opt = optim.SGD([start()], lr=0.0)
+    seen = lrs_by_step(optim.WarmupCosineSchedule(opt, max_lr, warmup, total, min_lr), opt, max(expected))
+    for step, lr in expected.items():
+        assert seen[step] == pytest.approx(lr, rel=1e-12, abs=1e-15), step

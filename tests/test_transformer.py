@@ -189,7 +189,8 @@ def test_same_seed_same_model_bit_for_bit():
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
 
 
-def test_tied_output_uses_the_target_embedding():
+def test_tied_output_has_no_parameters_of_its_own():
+    # That the projection really is the target embedding (values and gradients): test_formulas.py.
     model = Transformer(tiny_config(), seed=0)
     assert model.output is None
     names = [name for name, _ in model.named_parameters()]

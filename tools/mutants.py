@@ -1,0 +1,385 @@
+"""Mutation testing: plant one realistic bug at a time and check that the tests notice.
+
+    python tools/mutants.py                  # every mutant, one after another
+    python tools/mutants.py -j 2 -k ops.     # two at a time, only mutants whose name contains "ops."
+    python tools/mutants.py --list           # names only (and check that every snippet still exists)
+
+Each mutant below replaces one exact snippet of a source file with a wrong version (a
+flipped sign in a VJP, an eps in the wrong place, sin and cos swapped, ...).  The runner
+copies the repository to a temporary directory, applies one mutant there (never to the
+working tree), runs the test files that should catch it (``pytest -x``, ``CI=true`` and
+the derandomized CI profile, without shrinking failures), and restores the file.  A mutant is *killed* when the tests
+fail and *survives* when they pass.  The report ends with the kill rate; the exit status
+is 1 when a mutant survives.
+
+Every snippet must occur exactly once in its file: when the code changes under a mutant,
+the runner says which one to update instead of silently testing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # "<module>.<what is wrong>"
+    path: str  # file, relative to the repository root
+    original: str  # exact snippet, found exactly once in the file
+    replacement: str
+    tests: tuple[str, ...]  # pytest arguments (files or node ids) that should kill it
+
+
+OPS, AUTOGRAD, GRADCHECK = "minigrad/ops.py", "minigrad/autograd.py", "minigrad/gradcheck.py"
+T_OPS, T_FUSED, T_AUTOGRAD = "tests/test_ops.py", "tests/test_fused.py", "tests/test_autograd.py"
+T_GRADCHECK, T_NN, T_OPTIM = "tests/test_gradcheck.py", "tests/test_nn.py", "tests/test_optim.py"
+T_TRANSFORMER, T_FORMULAS = "tests/test_transformer.py", "tests/test_formulas.py"
+T_CONVENTIONS = "tests/test_conventions.py"
+
+
+def case(*names):
+    """The op table's tests (tests/test_ops.py) for the named cases."""
+    return tuple(f"{T_OPS}::{test}[{name}]" for name in names
+                 for test in ("test_forward_matches_numpy", "test_gradcheck", "test_gradgradcheck"))
+
+
+def m(name, path, original, replacement, *tests):
+    return Mutant(name, path, original, replacement, tuple(tests))
+
+
+MUTANTS = [
+    # ----------------------------------------------------------------- elementwise rules
+    m("ops.sub_second_rule_sign", OPS, "_grad_of_output, _neg_grad)", "_grad_of_output, _grad_of_output)",
+      *case("sub")),
+    m("ops.div_denominator_rule_sign", OPS, "lambda g, out: -g * out / b)", "lambda g, out: g * out / b)",
+      *case("div")),
+    m("ops.pow_exponent_off_by_one", OPS, "g * b * a ** (b - 1)", "g * b * a ** b", *case("pow_scalar", "pow_tensor")),
+    m("ops.pow_exponent_rule_missing_log", OPS, "g * out * log(a))", "g * out)", *case("pow_tensor", "rpow_scalar")),
+    m("ops.log_rule_multiplies", OPS, "lambda g, out: g / x)", "lambda g, out: g * x)", *case("log")),
+    m("ops.sqrt_rule_missing_half", OPS, "g / (out * 2)", "g / out", *case("sqrt")),
+    m("ops.tanh_rule_sign", OPS, "g * (1 - out * out)", "g * (1 + out * out)", *case("tanh")),
+    m("ops.sigmoid_rule_missing_factor", OPS, "g * out * (1 - out))", "g * (1 - out))", *case("sigmoid")),
+    m("ops.relu_gradient_one_at_zero", OPS, "g * (x.data > 0))", "g * (x.data >= 0))",
+      *(T_CONVENTIONS,) + case("relu")),
+    m("ops.abs_gradient_one_at_zero", OPS, "g * np.sign(x.data))", "g * np.where(x.data >= 0, 1.0, -1.0))",
+      *(T_CONVENTIONS,) + case("abs")),
+    m("ops.erf_rule_constant", OPS, "g * (2 / math.sqrt(math.pi))", "g * (1 / math.sqrt(math.pi))", *case("erf")),
+    m("ops.gelu_tanh_derivative_of_cubic", OPS, "(v * v * (3 * 0.044715) + 1)", "(v * v * 0.044715 + 1)",
+      *case("gelu_tanh")),
+    m("ops.clip_bound_gets_no_gradient", OPS, "(x.data >= lo) & (x.data <= hi)", "(x.data > lo) & (x.data < hi)",
+      *(T_CONVENTIONS,) + case("clip")),
+    m("ops.clip_needs_both_bounds", OPS, "if min is None and max is None:", "if min is None or max is None:",
+      *(T_CONVENTIONS,) + case("clip")),
+    m("ops.tie_gives_both_the_whole_gradient", OPS, "(a > b) + 0.5 * (a == b)", "(a > b) + 1.0 * (a == b)",
+      *(T_CONVENTIONS,) + case("maximum", "minimum")),
+    m("ops.minimum_rules_of_maximum", OPS,
+      "lambda g, out: g * _winner(b.data, a.data).astype(g.dtype),\n"
+      "                  lambda g, out: g * _winner(a.data, b.data).astype(g.dtype))\n\n\ndef astype",
+      "lambda g, out: g * _winner(a.data, b.data).astype(g.dtype),\n"
+      "                  lambda g, out: g * _winner(b.data, a.data).astype(g.dtype))\n\n\ndef astype",
+      *case("minimum")),
+    # ----------------------------------------------------------------- reductions and shapes
+    m("ops.max_ties_not_shared", OPS, "share = hits / hits.sum(axis=axes, keepdims=True)", "share = hits",
+      *(T_CONVENTIONS,) + case("max", "min")),
+    m("ops.max_tie_goes_to_the_first", OPS, "share = hits / hits.sum(axis=axes, keepdims=True)",
+      "share = np.cumsum(np.cumsum(hits, axis=axes[-1]), axis=axes[-1]) == 1", *(T_CONVENTIONS,) + case("max", "min")),
+    m("ops.mean_rule_missing_1_over_n", OPS, "* (1 / n), x.shape))", ", x.shape))", *case("mean")),
+    m("ops.var_rule_ignores_ddof", OPS, "(2 / (n - ddof))", "(2 / n)", *case("var")),
+    m("ops.transpose_rule_not_inverted", OPS, "inverse = tuple(np.argsort([a % x.ndim for a in axes]))",
+      "inverse = tuple(a % x.ndim for a in axes)", *case("transpose")),
+    m("ops.getitem_repeated_indices_overwrite", OPS, "np.add.at(data, index, g.data)  # accumulates",
+      "data[index] = g.data  # accumulates", *case("getitem")),
+    m("ops.pad_rule_cuts_from_the_start", OPS, "slice(int(lo), int(lo) + n)", "slice(0, n)", *case("pad")),
+    m("ops.sum_to_keeps_broadcast_axis", OPS, "if n == 1 and x.shape[lead + i] != 1)", "if n == 1 and False)",
+      f"{T_OPS}::test_gradcheck[sum_to]", *case("add")),
+    m("ops.matmul_vector_rule_outer_product", OPS,
+      "return g * a if b.ndim == 1 else unsqueeze(a, -1) * unsqueeze(g, -2)",
+      "return g * a if b.ndim == 1 else unsqueeze(g, -1) * unsqueeze(a, -2)", *case("matmul")),
+    m("ops.linear_bias_rule_first_row_only", OPS, "lambda g, out: sum_to(g, (m,)))",
+      "lambda g, out: reshape(g, (-1, m))[0])", *case("linear")),
+    m("ops.masked_fill_rule_keeps_masked", OPS, "lambda g, out: where(mask, 0.0, g))", "lambda g, out: g)",
+      *case("masked_fill")),
+    # ----------------------------------------------------------------- fused primitives
+    m("ops.softmax_rule_last_axis", OPS, "out * (g - sum(g * out, axis, keepdims=True))",
+      "out * (g - sum(g * out, -1, keepdims=True))", *(T_FUSED,) + case("softmax")),
+    m("ops.log_softmax_rule_last_axis", OPS, "g - exp(out) * sum(g, axis, keepdims=True)",
+      "g - exp(out) * sum(g, -1, keepdims=True)", *(T_FUSED,) + case("log_softmax")),
+    m("ops.fully_masked_row_is_nan", OPS, "    m[~np.isfinite(m)] = 0\n", "", *(T_AUTOGRAD,) + case("attention")),
+    m("ops.attention_scale_by_d", OPS, "scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0 / q.shape[-1]",
+      *(T_FUSED,) + case("attention")),
+    m("ops.attention_score_rule_missing_scale", OPS, "        dp *= scale\n        return dp", "        return dp",
+      *(T_FUSED,) + case("attention")),
+    m("ops.attention_score_rule_dropout_mask_missing", OPS,
+      "        if keep is not None:\n            dp *= keep\n", "", *(T_FUSED,) + case("attention")),
+    m("ops.attention_create_graph_mask_inverted", OPS,
+      "masked_fill(s, ~np.asarray(mask, dtype=bool), -np.inf)", "masked_fill(s, np.asarray(mask, dtype=bool), -np.inf)",
+      *(T_FUSED,) + case("attention")),
+    m("ops.attention_create_graph_dropout_missing_in_scores", OPS,
+      "        if keep is not None:\n            dp = dp * keep\n", "", *(T_FUSED,) + case("attention")),
+    m("ops.attention_create_graph_dropout_missing_in_values", OPS,
+      "return p * keep if keep is not None else p", "return p", *(T_FUSED,) + case("attention")),
+    m("ops.attention_score_cache_ignores_the_mode", OPS,
+      'if cache.get("g") is not g or cache.get("recording") != is_grad_enabled():', 'if cache.get("g") is not g:',
+      T_FUSED),
+    m("ops.layer_norm_eps_outside_sqrt", OPS,
+      "rstd = 1 / np.sqrt(_sum(xhat * xhat, last, keepdims=True) * (1 / d) + eps)",
+      "rstd = 1 / (np.sqrt(_sum(xhat * xhat, last, keepdims=True) * (1 / d)) + eps)", *(T_FUSED,) + case("layer_norm")),
+    m("ops.layer_norm_rule_sign_of_projection", OPS, "gh -= xhat * ghx", "gh += xhat * ghx",
+      *(T_FUSED,) + case("layer_norm")),
+    m("ops.layer_norm_create_graph_without_eps", OPS, "r = (mean(c * c, -1, keepdims=True) + eps) ** -0.5",
+      "r = mean(c * c, -1, keepdims=True) ** -0.5", *(T_FUSED,) + case("layer_norm")),
+    m("ops.layer_norm_create_graph_projection_dropped", OPS,
+      "(gh - mean(gh, -1, keepdims=True) - xh * mean(gh * xh, -1, keepdims=True)) * r",
+      "(gh - mean(gh, -1, keepdims=True) - xh * mean(gh, -1, keepdims=True)) * r", *(T_FUSED,) + case("layer_norm")),
+    m("ops.layer_norm_create_graph_weight_rule_uses_rstd", OPS,
+      "g * (statistics()[0] if is_grad_enabled() else xhat)", "g * (statistics()[1] if is_grad_enabled() else xhat)",
+      *(T_FUSED,) + case("layer_norm")),
+    m("ops.cross_entropy_smoothing_mass_forgotten", OPS,
+      "- label_smoothing * (row_mean - log_sums)", "- label_smoothing * row_mean", *(T_FUSED,) + case("cross_entropy")),
+    m("ops.cross_entropy_mean_over_all_targets", OPS, "weights = weights / count if count else weights * 0",
+      "weights = weights / len(weights)", *(T_FUSED,) + case("cross_entropy")),
+    m("ops.cross_entropy_rule_smoothing_not_spread", OPS, "dx -= (label_smoothing / n_classes) * per_row",
+      "dx -= label_smoothing * per_row", *(T_FUSED,) + case("cross_entropy")),
+    m("ops.cross_entropy_create_graph_smooths_over_other_classes", OPS,
+      "q = np.full_like(rows, label_smoothing / n_classes)",
+      "q = np.full_like(rows, label_smoothing / (n_classes - 1))", *(T_FUSED,) + case("cross_entropy")),
+    m("ops.cross_entropy_create_graph_target_mass_overwritten", OPS,
+      "q[row_index, flat_t] += 1 - label_smoothing", "q[row_index, flat_t] = 1 - label_smoothing",
+      *(T_FUSED,) + case("cross_entropy")),
+    m("ops.cross_entropy_create_graph_ignored_rows_counted", OPS,
+      "per_row = weights * (reshape(g, (-1, 1)) if reduction == \"none\" else g)",
+      "per_row = (weights != 0) * (reshape(g, (-1, 1)) if reduction == \"none\" else g) / max(count, 1)",
+      *(T_FUSED,) + case("cross_entropy")),
+    m("ops.embedding_padding_row_gets_gradient", OPS, "        data[padding_idx] = 0\n", "",
+      *(T_NN,) + case("embedding")),
+    m("ops.embedding_second_order_ignores_padding", OPS, "return picked * keep if keep is not None else picked",
+      "return picked", T_NN, f"{T_OPS}::test_gradcheck"),
+    m("ops.dropout_rule_unscaled", OPS, "lambda g, out: g * mask)", "lambda g, out: g * keep)", *case("dropout")),
+    # ----------------------------------------------------------------- engine
+    m("autograd.no_grad_exit_turns_recording_on", AUTOGRAD, "STATE.grad_enabled = self._previous",
+      "STATE.grad_enabled = True", T_AUTOGRAD),
+    m("autograd.no_grad_exit_keeps_its_own_mode", AUTOGRAD, "STATE.grad_enabled = self._previous",
+      "STATE.grad_enabled = not self.enabled", T_AUTOGRAD),
+    m("autograd.name_scope_not_restored", AUTOGRAD, "        STATE.scope = previous\n", "        pass\n", T_NN),
+    m("autograd.backward_records_without_create_graph", AUTOGRAD, "STATE.grad_enabled = create_graph  #",
+      "STATE.grad_enabled = True  #", T_AUTOGRAD),
+    m("autograd.second_use_overwrites_gradient", AUTOGRAD, "entry[1] = entry[1] + g", "entry[1] = g", T_AUTOGRAD),
+    m("autograd.backward_oldest_first", AUTOGRAD, "heapq.heappush(waiting, (-t._node.seq, t))",
+      "heapq.heappush(waiting, (t._node.seq, t))", T_AUTOGRAD),
+    m("autograd.grad_replaces_instead_of_accumulating", AUTOGRAD, "leaf.grad._data += g._data",
+      "leaf.grad._data[...] = g._data", T_AUTOGRAD),
+    # ----------------------------------------------------------------- the gradient checker
+    m("gradcheck.compares_element_0_only", GRADCHECK,
+      "            for j in range(x.size):\n                if not close(analytic[k].flat[j], vjp_numeric[j]):",
+      "            for j in range(1):\n                if not close(analytic[k].flat[j], vjp_numeric[j]):",
+      T_GRADCHECK),
+    m("gradcheck.rows_compare_element_0_only", GRADCHECK,
+      "            for j in range(x.size):\n                if not close(analytic.flat[j], numeric[row, j]):",
+      "            for j in range(1):\n                if not close(analytic.flat[j], numeric[row, j]):",
+      T_GRADCHECK),
+    m("gradcheck.names_the_wrong_element", GRADCHECK, "np.unravel_index(index, shape)",
+      "np.unravel_index(0, shape)", T_GRADCHECK),
+    m("gradcheck.mismatch_reported_as_kink", GRADCHECK, "if not close(r, lft):", "if close(r, lft) or True:",
+      T_GRADCHECK),
+    m("gradcheck.zero_cotangent_not_checked", GRADCHECK, "if np.any(g != 0):", "if False:", T_GRADCHECK),
+    m("gradcheck.one_sided_step", GRADCHECK, "return (plus - minus) / (2 * eps)", "return (plus - minus) / eps",
+      T_GRADCHECK),
+    # ----------------------------------------------------------------- layers and schedules
+    m("nn.layer_norm_ignores_eps", "minigrad/nn/layers.py", "ops.layer_norm(x, self.weight, self.bias, self.eps)",
+      "ops.layer_norm(x, self.weight, self.bias)", T_NN),
+    m("nn.linear_bias_false_keeps_a_bias", "minigrad/nn/layers.py",
+      "Parameter(np.zeros(out_features, dtype=dtype)) if bias else None",
+      "Parameter(np.zeros(out_features, dtype=dtype)) if bias is not None else None", T_NN),
+    m("nn.negative_padding_idx_not_normalized", "minigrad/nn/layers.py", "            padding_idx %= num_embeddings\n",
+      "", T_NN),
+    m("nn.dropout_layer_ignores_p", "minigrad/nn/layers.py", "ops.dropout(x, self.p, self.rng, self.training)",
+      "ops.dropout(x, 0.5, self.rng, self.training)", T_NN),
+    m("optim.noam_warmup_exponent", "minigrad/optim/schedules.py", "step * self.warmup_steps ** -1.5",
+      "step * self.warmup_steps ** -0.5", T_OPTIM),
+    m("optim.cosine_progress_from_step_0", "minigrad/optim/schedules.py",
+      "(step - self.warmup_steps) / (self.total_steps - self.warmup_steps)",
+      "step / self.total_steps", T_OPTIM),
+    m("optim.cosine_full_period", "minigrad/optim/schedules.py", "(1 + math.cos(math.pi * progress))",
+      "(1 + math.cos(2 * math.pi * progress))", T_OPTIM),
+    m("optim.adam_second_moment_uncorrected", "minigrad/optim/optimizers.py",
+      "                denom /= math.sqrt(1 - beta2 ** t)\n", "", T_OPTIM),
+    # ----------------------------------------------------------------- the Transformer
+    m("transformer.positional_sin_cos_swapped", "transformer/embedding.py",
+      "table[:, 0::2] = np.sin(position * frequency)\n    table[:, 1::2] = np.cos(",
+      "table[:, 0::2] = np.cos(position * frequency)\n    table[:, 1::2] = np.sin(", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.positional_frequency_exponent", "transformer/embedding.py",
+      "np.arange(0, d_model, 2) / d_model", "np.arange(d_model // 2) / d_model", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.embedding_scale_missing", "transformer/embedding.py",
+      "x = self.tokens(tokens) * math.sqrt(self.d_model)", "x = self.tokens(tokens)", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.embedding_scale_d_model", "transformer/embedding.py",
+      "x = self.tokens(tokens) * math.sqrt(self.d_model)", "x = self.tokens(tokens) * self.d_model",
+      T_FORMULAS, T_TRANSFORMER),
+    m("transformer.post_norm_residual_missing", "transformer/layers.py",
+      "return norm(x + dropout(sublayer(x)))", "return norm(dropout(sublayer(x)))", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.pre_norm_residual_normalized", "transformer/layers.py",
+      "return x + dropout(sublayer(norm(x)))", "return norm(x) + dropout(sublayer(norm(x)))",
+      T_FORMULAS, T_TRANSFORMER),
+    m("transformer.norm_placements_swapped", "transformer/layers.py",
+      "    if norm_first:\n", "    if not norm_first:\n",
+      T_FORMULAS, T_TRANSFORMER),
+    m("transformer.pre_norm_encoder_without_final_norm", "transformer/layers.py",
+      "x = layer(x, src_mask)\n        return x if self.norm is None else self.norm(x)",
+      "x = layer(x, src_mask)\n        return x", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.feed_forward_always_gelu", "transformer/layers.py",
+      "h = mg.relu(h) if self.activation == \"relu\" else mg.gelu(h)", "h = mg.gelu(h)", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.composed_attention_scale_by_d", "transformer/attention.py",
+      "(q * (1.0 / math.sqrt(q.shape[-1])))", "(q * (1.0 / q.shape[-1]))", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.causal_mask_sees_next_token", "transformer/attention.py",
+      "np.tril(np.ones((length, length), dtype=bool))", "np.tril(np.ones((length, length), dtype=bool), 1)",
+      T_TRANSFORMER),
+    m("transformer.heads_split_without_transpose", "transformer/attention.py",
+      "x.reshape(b, t, self.n_heads, self.d_k).transpose(0, 2, 1, 3)", "x.reshape(b, self.n_heads, t, self.d_k)",
+      T_TRANSFORMER),
+    m("transformer.tied_output_uses_source_embedding", "transformer/model.py",
+      "return h @ self.tgt_embed.tokens.weight.T", "return h @ self.src_embed.tokens.weight.T",
+      T_FORMULAS, T_TRANSFORMER),
+    m("transformer.tied_output_gradient_dropped", "transformer/model.py",
+      "return h @ self.tgt_embed.tokens.weight.T", "return h @ self.tgt_embed.tokens.weight.detach().T",
+      T_FORMULAS, T_TRANSFORMER),
+    m("transformer.loss_ignores_smoothing", "transformer/loss.py",
+      "label_smoothing=label_smoothing)", "label_smoothing=0.0)", T_FORMULAS, T_TRANSFORMER),
+    m("transformer.loss_counts_padding", "transformer/loss.py", "ignore_index=pad_id,", "ignore_index=-100,",
+      T_FORMULAS, T_TRANSFORMER),
+]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def check_snippets(root: Path, mutants) -> list[str]:
+    """One line per mutant whose snippet is missing or ambiguous in ``root``."""
+    problems = []
+    for mutant in mutants:
+        count = (root / mutant.path).read_text().count(mutant.original)
+        if count != 1:
+            problems.append(f"{mutant.name}: its snippet occurs {count} times in {mutant.path} (expected once); "
+                            "update the mutant to the current code")
+    return problems
+
+
+# A failing property test is enough: shrinking its example to the smallest one would take
+# most of the time, so the copy's tests run with the CI profile minus the shrink phase.
+NO_SHRINK_PROFILE = """
+from hypothesis import Phase as _Phase
+settings.register_profile("mutants", parent=settings.get_profile("ci"),
+                          phases=[_Phase.explicit, _Phase.reuse, _Phase.generate])
+"""
+
+
+def copy_tree(root: Path, dest: Path) -> Path:
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".hypothesis",
+                                                             ".pytest_cache", ".ruff_cache", "runs"))
+    with open(dest / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(NO_SHRINK_PROFILE)
+    return dest
+
+
+def run_tests(tree: Path, tests, timeout) -> tuple[str, float]:
+    """'passed', 'failed' or 'timeout', and the time it took.  Test files that do not
+    exist in ``tree`` are left out (so the list can name tests added later); with none
+    left, nothing can fail: 'passed'."""
+    tests = [t for t in tests if (tree / t.split("::")[0]).exists()]
+    if not tests:
+        return "passed", 0.0
+    env = dict(os.environ, CI="true", PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1",
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "--hypothesis-profile=mutants", *tests]
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start
+    if result.returncode in (4, 5):  # usage error / no tests collected: the mutant's test list is wrong
+        print(f"pytest could not run {tests}:\n{result.stdout[-1000:]}{result.stderr[-1000:]}", flush=True)
+        return "error", time.perf_counter() - start
+    return ("passed" if result.returncode == 0 else "failed"), time.perf_counter() - start
+
+
+def run_mutant(tree: Path, mutant: Mutant, timeout) -> tuple[str, float]:
+    target = tree / mutant.path
+    original = target.read_text()
+    target.write_text(original.replace(mutant.original, mutant.replacement, 1))
+    try:
+        outcome, seconds = run_tests(tree, mutant.tests, timeout)
+    finally:
+        target.write_text(original)
+    return {"passed": "survived", "error": "error"}.get(outcome, "killed"), seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", dest="pattern", default="", help="only mutants whose name contains this")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at the same time (default 1)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant; a timeout counts as killed")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the first run, which checks that the tests pass on the unchanged code")
+    parser.add_argument("--list", action="store_true", help="list the mutants and check their snippets, run nothing")
+    parser.add_argument("--first", type=int, default=1, help="start at the mutant with this number (resume a run)")
+    args = parser.parse_args(argv)
+
+    mutants = [mu for mu in MUTANTS[args.first - 1:] if args.pattern in mu.name]
+    problems = check_snippets(ROOT, mutants)
+    if problems:
+        raise SystemExit("\n".join(problems))
+    if args.list:
+        for mutant in mutants:
+            print(f"{mutant.name:60s} {mutant.path}")
+        print(f"{len(mutants)} mutants, every snippet found exactly once")
+        return 0
+    if not mutants:
+        raise SystemExit(f"no mutant name contains {args.pattern!r}")
+
+    with tempfile.TemporaryDirectory(prefix="mutants-") as scratch:
+        trees = [copy_tree(ROOT, Path(scratch) / f"tree{i}") for i in range(max(1, args.jobs))]
+        if not args.no_baseline:
+            tests = sorted({t.split("::")[0] for mu in mutants for t in mu.tests})
+            outcome, seconds = run_tests(trees[0], tests, args.timeout)
+            if outcome != "passed":
+                raise SystemExit(f"the tests do not pass on the unchanged code ({outcome}): {' '.join(tests)}")
+            print(f"baseline: {len(tests)} test files pass on the unchanged code ({seconds:.0f} s)", flush=True)
+
+        free = list(trees)
+        results = {}
+
+        def work(mutant):
+            tree = free.pop()
+            try:
+                outcome, seconds = run_mutant(tree, mutant, args.timeout)
+            finally:
+                free.append(tree)
+            print(f"{outcome:8s} {seconds:6.1f} s  {mutant.name}", flush=True)
+            results[mutant.name] = outcome
+
+        with ThreadPoolExecutor(max_workers=len(trees)) as pool:
+            list(pool.map(work, mutants))
+
+    survivors = [mu.name for mu in mutants if results[mu.name] == "survived"]
+    errors = [mu.name for mu in mutants if results[mu.name] == "error"]
+    killed = len(mutants) - len(survivors) - len(errors)
+    print(f"\nkilled {killed} of {len(mutants)} mutants ({100 * killed / len(mutants):.1f}%)")
+    for name in survivors:
+        print(f"  survived: {name}")
+    for name in errors:
+        print(f"  not run (fix its test list): {name}")
+    return 1 if survivors or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
