@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transformer.decoding import _until_eos
+from transformer.decoding import NEVER_CHOSEN, _until_eos
 from transformer.embedding import sinusoidal_table
 from transformer.model import TransformerConfig
 from transformer.tokenizer import BOS, EOS
@@ -92,7 +92,8 @@ class TorchTransformer(nn.Module):
 @torch.no_grad()
 def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> np.ndarray:
     """As transformer.decoding.greedy_decode (without a KV cache: each step re-runs the
-    decoder on the prefix).  src (B, S) -> tokens (B, T) int64, EOS then PAD per row."""
+    decoder on the prefix; PAD, BOS and UNK are never chosen).  src (B, S) -> tokens
+    (B, T) int64, EOS then PAD per row."""
     was_training = module.training
     module.eval()
     src = torch.as_tensor(np.asarray(src))
@@ -103,6 +104,7 @@ def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> 
     finished = torch.zeros(src.shape[0], dtype=torch.bool)
     for _ in range(max_len):
         logits = module.project(module.decode(tokens, memory, src)[:, -1])  # (B, V)
+        logits[:, list(NEVER_CHOSEN)] = -math.inf
         next_token = torch.where(finished, module.config.pad_id, logits.argmax(-1))
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         finished |= next_token == EOS
