@@ -61,11 +61,17 @@ def test_digit_strings_cover_every_length():
     assert lengths == set(range(1, 11))
 
 
-def test_digit_lengths_are_drawn_in_proportion_to_the_length():
-    rng = np.random.default_rng(0)
-    counts = np.bincount([len(random_digits(rng)) for _ in range(55_000)], minlength=11)[1:]
-    expected = 1000 * np.arange(1, 11)  # P(L) = L/55
+@pytest.mark.parametrize("generate, weights", [(copy_example, range(1, 11)), (reverse_example, range(1, 11)),
+                                               (sort_example, [1] * 10)])
+def test_digit_lengths_are_drawn_as_documented(generate, weights):
+    # copy and reverse: P(L) = L/55; sort: uniform
+    counts = np.bincount([len(s) for s, _ in draw(generate, seed=0, n=55_000)], minlength=11)[1:]
+    expected = 55_000 * np.array(weights) / sum(weights)
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts
+
+
+def test_random_digits_of_a_given_length():
+    rng = np.random.default_rng(0)
     assert len(random_digits(rng, length=7)) == 7 and random_digits(rng, length=1).isdigit()
 
 

@@ -43,18 +43,29 @@ DIGITS = string.digits
 # ---------------------------------------------------------------------------- digit strings
 
 DIGIT_LENGTHS = tuple(range(1, 11))
-# P(length L) = L / 55: longer strings have more positions to get right (and many more
-# strings), so they get more practice, while 1 and 2 digits still make 1.8% and 3.6% of the
-# examples, hundreds of times over in a training set.  With uniform lengths the 10-digit
-# strings were the last to be learned.
-DIGIT_LENGTH_CDF = tuple(total / sum(DIGIT_LENGTHS) for total in accumulate(DIGIT_LENGTHS))
 
 
-def random_digits(rng: np.random.Generator, length: int | None = None) -> str:
+def length_cdf(weights: Sequence[float]) -> tuple[float, ...]:
+    """The cumulative distribution of lengths 1..10 drawn with these relative weights."""
+    return tuple(total / sum(weights) for total in accumulate(weights))
+
+
+# How the digit tasks draw a source's length.  Copy and reverse: P(L) = L/55.  Longer
+# strings have more positions to get right, so they get more practice, while 1 and 2
+# digits still make 1.8% and 3.6% of the examples, hundreds of times over in a training
+# set.  Sort: uniform, P(L) = 1/10.  Its hard short inputs are repeated digits ("00" ->
+# "00", not "0"); with P(L) = L/55 the tiny model still got 9 of the 10 doubled two-digit
+# strings wrong after 1,200 steps.
+PROPORTIONAL_LENGTHS = length_cdf(DIGIT_LENGTHS)
+UNIFORM_LENGTHS = length_cdf([1] * len(DIGIT_LENGTHS))
+
+
+def random_digits(rng: np.random.Generator, length: int | None = None,
+                  lengths: tuple[float, ...] = PROPORTIONAL_LENGTHS) -> str:
     """A digit string (leading zeros allowed) of ``length`` digits, or of a length drawn
-    from 1..10 with probability proportional to the length."""
+    from 1..10 by the cumulative distribution ``lengths``."""
     if length is None:
-        length = DIGIT_LENGTHS[bisect.bisect_right(DIGIT_LENGTH_CDF, rng.random())]
+        length = DIGIT_LENGTHS[bisect.bisect_right(lengths, rng.random())]
     return str(int(rng.integers(10 ** length))).zfill(length)
 
 
@@ -73,15 +84,16 @@ def sort_answer(digits: str) -> str:
     return "".join(sorted(digits))
 
 
-def digit_example(rng: np.random.Generator, answer: Callable[[str], str], length: int | None = None) -> Pair:
+def digit_example(rng: np.random.Generator, answer: Callable[[str], str],
+                  lengths: tuple[float, ...] = PROPORTIONAL_LENGTHS) -> Pair:
     """A random digit string (see ``random_digits``) -> ``answer`` of it."""
-    digits = random_digits(rng, length)
+    digits = random_digits(rng, lengths=lengths)
     return digits, answer(digits)
 
 
 copy_example = partial(digit_example, answer=copy_answer)
 reverse_example = partial(digit_example, answer=reverse_answer)
-sort_example = partial(digit_example, answer=sort_answer)
+sort_example = partial(digit_example, answer=sort_answer, lengths=UNIFORM_LENGTHS)
 
 
 def count_digit_strings(min_len: int = 1, max_len: int = 10) -> int:
@@ -252,15 +264,14 @@ class Task:
     answer: Callable[[str], str] | None = None
 
 
-def _digit_task(name: str, answer: Callable[[str], str]) -> Task:
-    return Task(name, partial(digit_example, answer=answer), DIGITS, count_digit_strings(), check_digit_source,
-                answer)
+def _digit_task(name: str, generate: Callable[[np.random.Generator], Pair], answer: Callable[[str], str]) -> Task:
+    return Task(name, generate, DIGITS, count_digit_strings(), check_digit_source, answer)
 
 
 TASKS: dict[str, Task] = {
-    "copy": _digit_task("copy", copy_answer),
-    "reverse": _digit_task("reverse", reverse_answer),
-    "sort": _digit_task("sort", sort_answer),
+    "copy": _digit_task("copy", copy_example, copy_answer),
+    "reverse": _digit_task("reverse", reverse_example, reverse_answer),
+    "sort": _digit_task("sort", sort_example, sort_answer),
     "addition": Task("addition", addition_example, DIGITS + "+", 1000 * 1000, check_addition_source),
     "addition_plain": Task("addition_plain", partial(addition_example, reverse_answer=False),
                            DIGITS + "+", 1000 * 1000, check_addition_source),
@@ -310,8 +321,8 @@ def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed:
 
     - Digit tasks (copy, reverse, sort): what matters is that every length 1..10 is
       right, so the held-out splits are drawn length by length and the training set
-      follows ``random_digits``'s lengths (P(L) = L/55) with repeats allowed: the 10
-      one-digit strings come up hundreds of times.  Valid and test give each length an
+      draws the length first (P(L) = L/55, for sort 1/10: see PROPORTIONAL_LENGTHS)
+      with repeats allowed: the 10 one-digit strings come up hundreds of times.  Valid and test give each length an
       equal share of their size (a length with fewer strings than its share gives all of
       them, and the rest is shared among longer lengths), so the test split's 2,000
       examples hold all 10 one- and 100 two-digit strings and ~236 of every longer length.
@@ -390,7 +401,7 @@ def _digit_splits(task: Task, n_train: int, n_valid: int, n_test: int, rng: np.r
             held_out.update(drawn)
     train = []
     while len(train) < n_train:
-        digits = random_digits(rng)
+        digits, _ = task.generate(rng)
         if digits not in held_out:
             train.append(digits)
     shuffled = [[sources[i] for i in rng.permutation(len(sources))] for sources in (train, valid, test)]
