@@ -318,12 +318,11 @@ def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed:
       with repeats allowed: the 10 one-digit strings come up hundreds of times.  Valid
       and test give each length an equal share of their size (a length with fewer
       strings than its share gives all of them, and the rest is shared among longer
-      lengths), so the test split's 2,000
-      examples hold all 10 one- and 100 two-digit strings and ~236 of every longer length.
-      Lengths of 3 digits and more are held out: their valid and test sources are
-      distinct and never in training.  Lengths 1 and 2 are shared (SHARED_MAX): valid and
-      test contain strings that training contains too, so there they measure what the
-      model learned, not how it generalizes.
+      lengths), so a test split of 2,000 holds all 10 one- and 100 two-digit strings and
+      ~236 of every longer length.  Lengths of 3 digits and more are held out: their
+      valid and test sources are distinct and never in training.  Lengths 1 and 2 are
+      shared (SHARED_MAX): valid and test contain strings that training contains too,
+      so there they measure what the model learned, not how it generalizes.
     - Other tasks (addition, dates), whose short sources are rare: every source is drawn
       once at most, so no source is in two splits or twice in one.
 
