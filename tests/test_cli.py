@@ -52,7 +52,8 @@ def test_train_command_prints_examples_and_the_exact_match(tmp_path, capsys):
     status, out, err = run_main(["train", "--task", "copy", "--model", "micro", "--steps", "3", "--n-train",
                                  "100", "--out", str(tmp_path), "--quiet"], capsys)
     assert status == 0, err
-    assert "examples from the test split" in out and "exact match on 1000 test examples" in out
+    assert "examples from the test split" in out and "exact match on 2000 test examples" in out
+    assert "exact match by source length" in out and "worst: length" in out
     assert out.count(" → ") >= 10
     assert (tmp_path / "checkpoint.npz").exists() and (tmp_path / "training.png").exists()
 
@@ -66,6 +67,23 @@ def test_translate_texts_and_stdin(checkpoint, capsys, monkeypatch):
     assert status == 0, err
     lines = out.splitlines()
     assert len(lines) == 2 and lines[1].startswith("Thu 26 Nov 2026 → ")
+
+
+def test_evaluate_prints_exact_match_by_source_length(checkpoint, capsys):
+    status, out, err = run_main(["evaluate", "--checkpoint", checkpoint], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert "dates model" in lines[0] and "after 2 steps" in lines[0]
+    assert lines[1].split() == ["length", "examples", "exact", "match"]
+    rows = [line.split() for line in lines[2:-1]]
+    assert sum(int(row[1]) for row in rows) == 8  # the fixture's n_test, every example in one length row
+    assert lines[-1].split()[:2] == ["all", "8"] and "worst: length" in lines[-1]
+
+
+def test_a_year_the_dates_model_does_not_cover_is_a_one_line_error(checkpoint, capsys):
+    status, _, err = run_main(["translate", "--checkpoint", checkpoint, "26 November 2026", "26 November 2126"],
+                              capsys)
+    assert_one_line_error(status, err, "2126", "1950-2049")
 
 
 def test_attention_writes_a_png(checkpoint, tmp_path, capsys):
@@ -109,7 +127,7 @@ def test_bad_arguments_are_a_one_line_error(argv, capsys):
 
 
 def test_each_command_has_help(capsys):
-    for command in ("train", "translate", "attention", "graph"):
+    for command in ("train", "evaluate", "translate", "attention", "graph"):
         status, out, _ = run_main([command, "--help"], capsys)
         assert status == 0 and "--" in out
 

@@ -1,5 +1,6 @@
-"""Tasks: every generated pair is right, splits are disjoint and reproducible, batches are
-shaped and padded as documented, and each task's tokenizer covers everything it writes."""
+"""Tasks: every generated pair is right, splits hold out what they promise and cover every
+length, they are reproducible, oversized requests fail at once, batches are shaped and
+padded as documented, and each task's tokenizer covers everything it writes."""
 
 import datetime
 import re
@@ -18,12 +19,15 @@ from transformer.tasks import (
     addition_example,
     all_days,
     batches,
+    check_source,
     copy_example,
-    count_digit_strings,
     date_example,
+    length_shares,
     make_batch,
     make_splits,
+    max_date_sources,
     ordinal,
+    random_digits,
     reverse_example,
     sort_example,
     tokenizer_for,
@@ -55,6 +59,20 @@ def test_digit_tasks_are_right(seed):
 def test_digit_strings_cover_every_length():
     lengths = {len(s) for s, _ in draw(copy_example, seed=0, n=500)}
     assert lengths == set(range(1, 11))
+
+
+@pytest.mark.parametrize("generate, weights", [(copy_example, range(1, 11)), (reverse_example, range(1, 11)),
+                                               (sort_example, [1] * 10)])
+def test_digit_lengths_are_drawn_as_documented(generate, weights):
+    # copy and reverse: P(L) = L/55; sort: uniform
+    counts = np.bincount([len(s) for s, _ in draw(generate, seed=0, n=55_000)], minlength=11)[1:]
+    expected = 55_000 * np.array(weights) / sum(weights)
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts
+
+
+def test_random_digits_of_a_given_length():
+    rng = np.random.default_rng(0)
+    assert len(random_digits(rng, length=7)) == 7 and random_digits(rng, length=1).isdigit()
 
 
 @given(seeds)
@@ -131,8 +149,40 @@ def test_date_formats_from_the_brief_are_written():
     written = {case(write_date(day, f)) for f in DATE_FORMATS for case in LETTER_CASES}
     for example in ["26 November 2026", "Thursday, 26 November 2026", "26/11/2026", "Nov 26, 2026",
                     "26 nov 26", "November 26, 2026", "2026/11/26", "26.11.2026", "26-Nov-2026",
-                    "Thu 26 Nov 2026", "26th November 2026", "26 NOVEMBER 2026", "thu 26 nov 2026"]:
+                    "Thu 26 Nov 2026", "26th November 2026", "26 NOVEMBER 2026", "thu 26 nov 2026",
+                    "2026-11-26", "26 Nov 2026", "November 26th, 2026", "26-11-2026"]:
         assert example in written
+
+
+def test_dates_outside_the_years_covered_are_refused():
+    for text in ["26 November 2126", "1949-12-31", "Thu 26 Nov 2050", "5/3/0026"]:
+        with pytest.raises(ValueError, match="outside 1950-2049"):
+            check_source("dates", text)
+    for text in ["1950-01-01", "31 December 2049", "26 nov 26", "3/2/99"]:
+        check_source("dates", text)
+
+
+def test_other_tasks_refuse_sources_they_do_not_cover():
+    for task, text in [("copy", "12345678901"), ("reverse", ""), ("sort", "12a"), ("addition", "1000+1"),
+                       ("addition_plain", "01+2"), ("addition", "12")]:
+        with pytest.raises(ValueError, match="the inputs this task covers"):
+            check_source(task, text)
+    for task, text in [("copy", "7"), ("sort", "0123456789"), ("addition", "0+999")]:
+        check_source(task, text)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+@given(seed=seeds)
+def test_every_source_a_task_writes_passes_its_check(name, seed):
+    for source, _ in draw(TASKS[name].generate, seed, n=100):
+        check_source(name, source)
+
+
+def test_the_cheap_count_of_date_sources_bounds_every_day():
+    per_day = max_date_sources() // len(all_days())
+    for day in all_days()[::997]:
+        written = {case(write_date(day, f)) for f in DATE_FORMATS for case in LETTER_CASES}
+        assert len(written) <= per_day
 
 
 def test_ordinals():
@@ -159,12 +209,45 @@ def test_leap_days_appear():
 
 # ---------------------------------------------------------------------------- splits
 
+def held_out(source, name):
+    """Sources that make_splits keeps out of training: all but the digit tasks' 1- and 2-digit ones."""
+    return TASKS[name].answer is None or len(source) >= 3
+
+
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_splits_have_the_sizes_asked_and_do_not_overlap(name):
+def test_splits_have_the_sizes_asked_and_hold_out_what_they_promise(name):
     splits = make_splits(name, n_train=300, n_valid=50, n_test=50, seed=7)
     assert [len(s) for s in splits] == [300, 50, 50]
-    sources = [s for split in splits for s, _ in split]
-    assert len(set(sources)) == len(sources)
+    train = [s for s, _ in splits.train]
+    held = [s for s, _ in splits.valid + splits.test if held_out(s, name)]
+    assert len(set(held)) == len(held) and not set(held) & set(train)
+    if TASKS[name].answer is None:
+        assert len(set(train)) == len(train)  # no repeats at all
+    expected = {"copy": lambda s: s, "reverse": lambda s: s[::-1], "sort": lambda s: "".join(sorted(s))}
+    if name in expected:
+        assert all(target == expected[name](source) for split in splits for source, target in split)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digit_test_split_covers_every_length_with_enough_examples(seed):
+    splits = make_splits("copy", n_train=4000, n_valid=500, n_test=2000, seed=seed)
+    test_sources = [s for s, _ in splits.test]
+    by_length = {n: {s for s in test_sources if len(s) == n} for n in range(1, 11)}
+    assert len(by_length[1]) == 10 and len(by_length[2]) == 100  # every short string
+    assert all(len(by_length[n]) >= 200 for n in range(3, 11))
+    assert len(set(test_sources)) == len(test_sources)
+    train_sources = {s for s, _ in splits.train}
+    assert by_length[1] <= train_sources  # shared: one-digit strings are trained on too
+    assert not any(len(s) >= 3 and s in train_sources for s in test_sources)
+    assert len([s for s, _ in splits.train if len(s) == 1]) > 30  # repeated, not drawn once
+
+
+def test_length_shares_are_equal_and_capped_by_what_a_length_holds():
+    counts = {n: 10 ** n for n in range(1, 11)}
+    assert length_shares(2000, counts) == {1: 10, 2: 100, 3: 237, 4: 237, 5: 236, 6: 236, 7: 236, 8: 236,
+                                           9: 236, 10: 236}
+    assert length_shares(20, counts) == {n: 2 for n in range(1, 11)}
+    assert sum(length_shares(12_345, counts).values()) == 12_345 and length_shares(0, counts)[3] == 0
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -178,14 +261,37 @@ def test_splits_are_fixed_across_machines():
     # Pinned values: a change here means every saved experiment's data changed.
     splits = make_splits("addition", 2, 1, 1, seed=0)
     assert splits.train == [("850+636", "6841"), ("511+269", "087")]
+    splits = make_splits("reverse", 3, 1, 1, seed=0)
+    assert splits == ([("30782", "28703"), ("649415749", "947514946"), ("0", "0")], [("6", "6")], [("8", "8")])
 
 
-def test_too_small_a_task_is_a_clear_error():
-    one_digit = Task("one_digit", partial(copy_example, max_len=1), "0123456789",
-                     partial(count_digit_strings, 1, 1))
+def never_called(rng):
+    raise AssertionError("make_splits drew examples before checking the sizes")
+
+
+def test_more_distinct_sources_than_a_task_holds_is_refused_before_drawing():
+    ten = Task("ten", never_called, "0123456789", 10, check_source=lambda text: None)
+    with pytest.raises(ValueError, match=r"'ten' has at most 10 distinct sources and 11 were requested"):
+        make_splits(ten, 6, 3, 2, seed=0)
+    for name in ("addition", "dates"):
+        with pytest.raises(ValueError, match=f"{name}' has at most {TASKS[name].max_sources} distinct"):
+            make_splits(name, 2_000_000, 500, 1000, seed=0)
+
+
+def test_an_upper_bound_that_is_not_reached_still_ends_with_a_clear_error():
+    one_digit = Task("one_digit", lambda rng: (random_digits(rng, 1),) * 2, "0123456789", 12, lambda text: None)
     assert len(make_splits(one_digit, 6, 2, 2, seed=0).train) == 6  # exactly all 10 fit
-    with pytest.raises(ValueError, match="'one_digit' has 10 distinct sources, 11 were requested"):
+    with pytest.raises(ValueError, match="'one_digit': .* draws found only 10 distinct sources of the 11"):
         make_splits(one_digit, 6, 3, 2, seed=0)
+
+
+def test_digit_splits_refuse_to_hold_out_most_strings_of_a_length():
+    with pytest.raises(ValueError, match="'sort' has 1000 strings of 3 digits .* hold out 1000 of them"):
+        make_splits("sort", 10, 0, 10_000, seed=0)
+
+
+def test_digit_training_sets_may_be_larger_than_held_out_sources_allow():
+    assert len(make_splits("copy", 20_000, 0, 0, seed=0).train) == 20_000
 
 
 def test_unknown_task_and_negative_sizes_are_errors():

@@ -9,8 +9,9 @@ import pytest
 
 import transformer.train as train_module
 from minigrad.checkpoint import load_checkpoint
+from transformer import evaluation
 from transformer.checkpoints import load_trained, read_run_config
-from transformer.evaluation import exact_matches
+from transformer.evaluation import exact_matches, format_by_length
 from transformer.tasks import make_splits, tokenizer_for
 from transformer.tokenizer import EOS, PAD
 from transformer.train import (
@@ -35,16 +36,21 @@ def small_config(tmp_path, name, **overrides):
     return TrainConfig.for_task("copy", **{**settings, **overrides})
 
 
-def test_copy_reaches_the_target_within_its_step_budget(tmp_path):
-    # The target, with the task's defaults: the tiny model, batch 64, 400 steps,
-    # >= 99% greedy exact match on the held-out test split (about 12 s on 2 cores).
+def test_copy_reaches_the_target_at_every_length_within_its_step_budget(tmp_path):
+    # The target, with the task's defaults: the tiny model, batch 64, 800 steps, >= 99%
+    # greedy exact match on the held-out test split at every source length 1..10 (all 10
+    # one-digit and 100 two-digit strings, ~236 of each longer length; about 25 s on 2 cores).
     config = TrainConfig.for_task("copy", out=str(tmp_path))
-    assert (config.model, config.batch_size, config.steps) == ("tiny", 64, 400)
+    assert (config.model, config.batch_size, config.steps) == ("tiny", 64, 800)
     run = train(config, progress=False)
-    assert run.test["exact_match"] >= 0.99, run.test
+    by_length = run.test["by_length"]
+    assert list(by_length) == [str(n) for n in range(1, 11)]
+    assert by_length["1"]["examples"] == 10 and by_length["2"]["examples"] == 100
+    assert all(bucket["exact_match"] >= 0.99 for bucket in by_length.values()), by_length
     assert (tmp_path / "training.png").read_bytes().startswith(b"\x89PNG")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["split"] == "test" and records[-1]["exact_match"] == run.test["exact_match"]
+    assert records[-1]["split"] == "test" and records[-1]["by_length"] == by_length
+    assert all("by_length" in r for r in records if r["split"] == "valid")
     assert records[0]["loss"] > 2 * records[-2]["loss"]  # the first train window against the last valid
 
 
@@ -129,6 +135,36 @@ def test_exact_matches_needs_every_target_token_and_the_eos():
     predicted = np.array([[5, 6, EOS], [7, 8, EOS]])  # second row: no EOS after 7
     assert exact_matches(predicted, targets).tolist() == [True, False]
     assert exact_matches(np.array([[5, 6], [7, EOS]]), targets).tolist() == [False, True]
+
+
+def test_evaluate_counts_exact_matches_per_source_length(monkeypatch):
+    tokenizer = tokenizer_for("copy")
+    nine, zero = tokenizer.encode("90")
+
+    def copy_except_leading_nines(model, src):  # a stand-in decoder: right unless the source starts with 9
+        out = np.full((len(src), src.shape[1] + 1), PAD)
+        for i, row in enumerate(src):
+            tokens = [t for t in row if t != PAD]
+            out[i, :len(tokens) + 1] = [zero if tokens[0] == nine else tokens[0], *tokens[1:], EOS]
+        return out
+
+    monkeypatch.setattr(evaluation, "greedy_decode", copy_except_leading_nines)
+    model = build_model(TrainConfig.for_task("copy", model="micro"), tokenizer)
+    pairs = [(s, s) for s in ["1", "9", "12", "93", "95", "123", "0"]]
+    result = evaluation.evaluate(model, pairs, tokenizer, batch_size=4)  # batches mix lengths
+    assert result["by_length"] == {"1": {"examples": 3, "exact_match": 2 / 3},
+                                   "2": {"examples": 3, "exact_match": 1 / 3},
+                                   "3": {"examples": 1, "exact_match": 1.0}}
+    assert result["exact_match"] == 4 / 7 and result["examples"] == 7
+    assert evaluation.worst_length(result) == ("2", 1 / 3)
+
+
+def test_format_by_length_names_every_length_the_mean_and_the_worst():
+    result = {"examples": 30, "exact_match": 0.9, "by_length": {
+        "1": {"examples": 10, "exact_match": 1.0}, "2": {"examples": 20, "exact_match": 0.85}}}
+    lines = format_by_length(result).splitlines()
+    assert [line.split() for line in lines[1:3]] == [["1", "10", "100.0%"], ["2", "20", "85.0%"]]
+    assert lines[3].split() == ["all", "30", "90.0%", "worst:", "length", "2,", "85.0%"]
 
 
 def test_train_config_rejects_bad_settings():

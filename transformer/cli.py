@@ -1,6 +1,7 @@
-"""The command line: ``python -m transformer {train,translate,attention,graph} --help``.
+"""The command line: ``python -m transformer {train,evaluate,translate,attention,graph} --help``.
 
     python -m transformer train                       # dates, about two minutes
+    python -m transformer evaluate                    # exact match per input length
     python -m transformer translate "26 November 2026" "Thu, Nov 26 2026"
     python -m transformer attention --text "26 November 2026" --out attn.png
     python -m transformer graph --depth 2 --out model.svg
@@ -109,6 +110,7 @@ class OutputThatMayClose:
 
 def train_and_show(args, given):
     from transformer.decoding import translate
+    from transformer.evaluation import format_by_length
     from transformer.train import TrainConfig, train
 
     if args.resume:
@@ -139,6 +141,7 @@ def train_and_show(args, given):
         print(f"  {source!r:>38} → {prediction!r} {mark}")
     print(f"\nexact match on {run.test['examples']} test examples: {run.test['exact_match']:.1%} "
           f"(token accuracy {run.test['token_accuracy']:.1%}) after {run.step} steps, {run.seconds:.0f} s")
+    print(f"\nexact match by source length:\n{format_by_length(run.test)}")
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
@@ -181,6 +184,30 @@ def add_train_parser(commands):
     p.set_defaults(run=run_train, usage_error=p.error)
 
 
+# ---------------------------------------------------------------------------- evaluate
+
+def run_evaluate(args):
+    from transformer.checkpoints import load_trained
+    from transformer.evaluation import evaluate, format_by_length
+    from transformer.tasks import make_splits
+    from transformer.train import TrainConfig
+
+    trained = load_trained(args.checkpoint)
+    config = TrainConfig.from_dict(trained.train_config)
+    test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
+    result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
+    print(f"{config.task} model of {args.checkpoint} after {trained.step} steps, greedy exact match "
+          f"on its test split (seed {config.seed}) by source length:\n{format_by_length(result)}")
+
+
+def add_evaluate_parser(commands):
+    p = commands.add_parser("evaluate", help="exact match per input length", description=(
+        "Rebuild a trained model's held-out test split from its settings and print greedy exact "
+        "match for each source length, over all lengths, and the worst length."))
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.set_defaults(run=run_evaluate)
+
+
 # ---------------------------------------------------------------------------- translate
 
 def check_known_chars(tokenizer, texts):
@@ -195,10 +222,13 @@ def check_known_chars(tokenizer, texts):
 def run_translate(args):
     from transformer.decoding import translate
     from transformer.interop import load_model
+    from transformer.tasks import check_source
 
     trained = load_model(args.checkpoint)  # a training checkpoint or an exported .safetensors
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     check_known_chars(trained.tokenizer, texts)
+    for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
+        check_source(trained.train_config["task"], text)
     for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
         print(f"{text} → {output}" if args.show_source else output)
 
@@ -335,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m transformer", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_train_parser, add_translate_parser, add_attention_parser, add_graph_parser,
-                add_export_parser):
+    for add in (add_train_parser, add_evaluate_parser, add_translate_parser, add_attention_parser,
+                add_graph_parser, add_export_parser):
         add(commands)
     return parser
 

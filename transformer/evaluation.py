@@ -6,6 +6,9 @@
                     most likely prediction is right, given the correct tokens before it
     exact_match     greedy decoding from the source alone: the share of sequences
                     produced exactly, EOS included (what a user of the model sees)
+    by_length       exact match per source length: {"3": {"examples": 237, "exact_match": 1.0}, ...}
+                    (JSON keys are strings), since a mean over lengths can hide a length
+                    the model never gets right
 """
 
 from __future__ import annotations
@@ -41,13 +44,14 @@ def exact_matches(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int = 250,
              label_smoothing: float = 0.1) -> dict:
-    """{"loss", "token_accuracy", "exact_match", "examples"} of ``model`` on ``pairs``.
+    """{"loss", "token_accuracy", "exact_match", "examples", "by_length"} of ``model`` on ``pairs``.
 
     Runs in eval mode (no dropout) without recording a graph; restores the mode after.
     """
     was_training = model.training
     model.eval()
     loss_sum = correct = tokens = matches = 0.0
+    length_counts: dict[int, list[int]] = {}  # source length -> [examples, exact matches]
     try:
         with mg.no_grad():
             batch: Batch
@@ -59,8 +63,39 @@ def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int
                 correct += n_correct
                 tokens += n_tokens
                 predicted = greedy_decode(model, batch.src)  # (B, T') ending in EOS, then PAD
-                matches += int(exact_matches(predicted, batch.tgt_out).sum())
+                right = exact_matches(predicted, batch.tgt_out)
+                matches += int(right.sum())
+                for source, ok in zip(batch.src_texts, right):
+                    counts = length_counts.setdefault(len(source), [0, 0])
+                    counts[0] += 1
+                    counts[1] += int(ok)
     finally:
         model.train(was_training)
     return {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
-            "exact_match": matches / max(len(pairs), 1), "examples": len(pairs)}
+            "exact_match": matches / max(len(pairs), 1), "examples": len(pairs),
+            "by_length": {str(length): {"examples": n, "exact_match": right / n}
+                          for length, (n, right) in sorted(length_counts.items())}}
+
+
+def worst_length(result: dict) -> tuple[str, float]:
+    """(source length, exact match) of the worst length bucket of an ``evaluate`` result."""
+    length, bucket = min(result["by_length"].items(), key=lambda item: item[1]["exact_match"])
+    return length, bucket["exact_match"]
+
+
+def format_by_length(result: dict) -> str:
+    """An ``evaluate`` result as a table: exact match per source length, then all and worst.
+
+        length  examples  exact match
+             1        10       100.0%
+        ...
+           all      2000        99.9%   worst: length 10, 99.2%
+    """
+    lines = ["length  examples  exact match"]
+    for length, bucket in result["by_length"].items():
+        lines.append(f"{length:>6}  {bucket['examples']:>8}  {bucket['exact_match']:>11.1%}")
+    lines.append(f"{'all':>6}  {result['examples']:>8}  {result['exact_match']:>11.1%}")
+    if result["by_length"]:
+        length, exact = worst_length(result)
+        lines[-1] += f"   worst: length {length}, {exact:.1%}"
+    return "\n".join(lines)

@@ -8,8 +8,9 @@ Each task turns a numpy Generator into one (source_text, target_text) pair:
     addition   "123+989"        -> "2111"   (1112 written least-significant digit first)
     dates      "Thu 26 Nov 2026" -> "2026-11-26"
 
-``make_splits`` draws disjoint train/valid/test lists from a seed; ``tokenizer_for`` builds
-the character vocabulary of a task; ``batches`` cuts pairs into padded id arrays.
+``make_splits`` draws train/valid/test lists from a seed, so that every input length is
+learned and measured (its docstring says how); ``tokenizer_for`` builds the character
+vocabulary of a task; ``batches`` cuts pairs into padded id arrays.
 
     >>> splits = make_splits("reverse", n_train=3, n_valid=1, n_test=1, seed=0)
     >>> [len(s) for s in splits]
@@ -21,11 +22,14 @@ the character vocabulary of a task; ``batches`` cuts pairs into padded id arrays
 
 from __future__ import annotations
 
+import bisect
 import datetime
+import re
 import string
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
@@ -38,28 +42,59 @@ DIGITS = string.digits
 
 # ---------------------------------------------------------------------------- digit strings
 
-def random_digits(rng: np.random.Generator, min_len: int = 1, max_len: int = 10) -> str:
-    """A digit string whose length is uniform in [min_len, max_len] (leading zeros allowed)."""
-    length = int(rng.integers(min_len, max_len + 1))
-    return "".join(DIGITS[d] for d in rng.integers(0, 10, size=length))
+DIGIT_LENGTHS = tuple(range(1, 11))
 
 
-def copy_example(rng: np.random.Generator, min_len: int = 1, max_len: int = 10) -> Pair:
-    """A digit string -> itself."""
-    digits = random_digits(rng, min_len, max_len)
-    return digits, digits
+def length_cdf(weights: Sequence[float]) -> tuple[float, ...]:
+    """The cumulative distribution of lengths 1..10 drawn with these relative weights."""
+    return tuple(total / sum(weights) for total in accumulate(weights))
 
 
-def reverse_example(rng: np.random.Generator, min_len: int = 1, max_len: int = 10) -> Pair:
-    """A digit string -> the same digits in reverse order."""
-    digits = random_digits(rng, min_len, max_len)
-    return digits, digits[::-1]
+# How the digit tasks draw a source's length.  Copy and reverse: P(L) = L/55.  Longer
+# strings have more positions to get right, so they get more practice, while 1 and 2
+# digits still make 1.8% and 3.6% of the examples, hundreds of times over in a training
+# set.  Sort: uniform, P(L) = 1/10.  Its hard short inputs are repeated digits ("00" ->
+# "00", not "0"): with P(L) = L/55 the tiny model got 90% of the two-digit strings right
+# after 800 steps and 91% after 1,200, the misses being the doubled ones; uniform lengths
+# gave 100% after 2,000 steps.
+PROPORTIONAL_LENGTHS = length_cdf(DIGIT_LENGTHS)
+UNIFORM_LENGTHS = length_cdf([1] * len(DIGIT_LENGTHS))
 
 
-def sort_example(rng: np.random.Generator, min_len: int = 1, max_len: int = 10) -> Pair:
-    """A digit string -> its digits in ascending order."""
-    digits = random_digits(rng, min_len, max_len)
-    return digits, "".join(sorted(digits))
+def random_digits(rng: np.random.Generator, length: int | None = None,
+                  lengths: tuple[float, ...] = PROPORTIONAL_LENGTHS) -> str:
+    """A digit string (leading zeros allowed) of ``length`` digits, or of a length drawn
+    from 1..10 by the cumulative distribution ``lengths``."""
+    if length is None:
+        length = DIGIT_LENGTHS[bisect.bisect_right(lengths, rng.random())]
+    return str(int(rng.integers(10 ** length))).zfill(length)
+
+
+def copy_answer(digits: str) -> str:
+    """"90210" -> "90210"."""
+    return digits
+
+
+def reverse_answer(digits: str) -> str:
+    """"90210" -> "01209"."""
+    return digits[::-1]
+
+
+def sort_answer(digits: str) -> str:
+    """"90210" -> "00129"."""
+    return "".join(sorted(digits))
+
+
+def digit_example(rng: np.random.Generator, answer: Callable[[str], str],
+                  lengths: tuple[float, ...] = PROPORTIONAL_LENGTHS) -> Pair:
+    """A random digit string (see ``random_digits``) -> ``answer`` of it."""
+    digits = random_digits(rng, lengths=lengths)
+    return digits, answer(digits)
+
+
+copy_example = partial(digit_example, answer=copy_answer)
+reverse_example = partial(digit_example, answer=reverse_answer)
+sort_example = partial(digit_example, answer=sort_answer, lengths=UNIFORM_LENGTHS)
 
 
 def count_digit_strings(min_len: int = 1, max_len: int = 10) -> int:
@@ -109,6 +144,11 @@ DATE_FORMATS = (
     "{weekday} {dth} of {month} {yyyy}",  # Thursday 26th of November 2026
     "{d}/{m}/{yy}",                   # 26/11/26
     "{wkd}, {mon} {d} {yyyy}",        # Thu, Nov 26 2026
+    "{yyyy}-{mm}-{dd}",               # 2026-11-26 (ISO 8601, the target itself)
+    "{d} {mon} {yyyy}",               # 26 Nov 2026
+    "{month} {dth}, {yyyy}",          # November 26th, 2026
+    "{d}/{m}/{yyyy}",                 # 3/2/2026
+    "{dd}-{mm}-{yyyy}",               # 26-11-2026
 )
 LETTER_CASES = (str, str.lower, str.upper)  # as written, lowercase, uppercase
 
@@ -149,14 +189,27 @@ def date_example(rng: np.random.Generator) -> Pair:
     return letter_case(write_date(day, date_format)), day.isoformat()
 
 
-def count_date_sources() -> int:
-    """How many distinct source strings ``date_example`` can write (enumerates them: seconds).
+def max_date_sources() -> int:
+    """How many distinct sources ``date_example`` can write, at most: days x (3 cases for a
+    format with letters, 1 for a digit-only one) = 1,570,575.  Cheap, and close: some
+    writings coincide ("May" is both the full and the short name of a month, "26/11/2026"
+    is both {dd}/{mm}/{yyyy} and {d}/{m}/{yyyy}), and enumerating every writing of every day
+    finds 1,545,475 distinct ones, in seconds."""
+    n_days = LAST_DAY.toordinal() - FIRST_DAY.toordinal() + 1
+    return n_days * sum(len({case(write_date(FIRST_DAY, f)) for case in LETTER_CASES}) for f in DATE_FORMATS)
 
-    Fewer than days x formats x cases: digit-only formats look the same in every case,
-    and "May" is both the full and the short name of a month.
+
+def check_date_source(text: str) -> None:
+    """ValueError if ``text`` writes a year outside 1950-2049, the years the task covers.
+
+    A number of three or more digits can only be a year in DATE_FORMATS; a model asked
+    about 2126 would silently answer with some year it knows.  Two-digit years are always
+    in range (50-99 are read as 19xx, 00-49 as 20xx).
     """
-    return sum(len({case(write_date(day, f)) for f in DATE_FORMATS for case in LETTER_CASES})
-               for day in all_days())
+    for number in re.findall(r"\d+", text):
+        if len(number) >= 3 and not FIRST_DAY.year <= int(number) <= LAST_DAY.year:
+            raise ValueError(f"{text!r}: the year {number} is outside {FIRST_DAY.year}-{LAST_DAY.year}, "
+                             "the years the dates task covers")
 
 
 def date_alphabet() -> str:
@@ -169,28 +222,53 @@ def date_alphabet() -> str:
 
 # ---------------------------------------------------------------------------- registry
 
+def check_digit_source(text: str) -> None:
+    """ValueError unless ``text`` is 1 to 10 digits, the inputs the digit tasks cover."""
+    if not re.fullmatch(r"\d{1,10}", text):
+        raise ValueError(f"{text!r} is not a string of 1 to 10 digits, the inputs this task covers")
+
+
+def check_addition_source(text: str) -> None:
+    """ValueError unless ``text`` is "a+b" with a, b in 0..999 written without leading zeros."""
+    if not re.fullmatch(r"(0|[1-9]\d{0,2})\+(0|[1-9]\d{0,2})", text):
+        raise ValueError(f"{text!r} is not 'a+b' with a and b in 0..999 (no leading zeros), "
+                         "the inputs this task covers")
+
+
 @dataclass(frozen=True)
 class Task:
     """A named way to make examples: ``generate(rng) -> (source, target)``.
 
-    ``alphabet`` holds every character either side can contain; ``count_sources()`` is the
-    exact number of distinct source strings (it may be slow, so only error messages ask).
+    alphabet       every character either side can contain
+    max_sources    how many distinct sources ``generate`` can write (exact, or for dates an
+                   upper bound that is cheap to compute); ``make_splits`` checks requests
+                   against it before drawing anything
+    check_source   raises ValueError, naming the problem, for a text outside what the task
+                   covers (a model would answer it with a silent guess)
+    answer         for the digit tasks, the target of a digit string: their splits are
+                   drawn length by length (see ``make_splits``)
     """
 
     name: str
     generate: Callable[[np.random.Generator], Pair]
     alphabet: str
-    count_sources: Callable[[], int]
+    max_sources: int
+    check_source: Callable[[str], None]
+    answer: Callable[[str], str] | None = None
+
+
+def _digit_task(name: str, generate: Callable[[np.random.Generator], Pair], answer: Callable[[str], str]) -> Task:
+    return Task(name, generate, DIGITS, count_digit_strings(), check_digit_source, answer)
 
 
 TASKS: dict[str, Task] = {
-    "copy": Task("copy", copy_example, DIGITS, count_digit_strings),
-    "reverse": Task("reverse", reverse_example, DIGITS, count_digit_strings),
-    "sort": Task("sort", sort_example, DIGITS, count_digit_strings),
-    "addition": Task("addition", addition_example, DIGITS + "+", lambda: 1000 * 1000),
+    "copy": _digit_task("copy", copy_example, copy_answer),
+    "reverse": _digit_task("reverse", reverse_example, reverse_answer),
+    "sort": _digit_task("sort", sort_example, sort_answer),
+    "addition": Task("addition", addition_example, DIGITS + "+", 1000 * 1000, check_addition_source),
     "addition_plain": Task("addition_plain", partial(addition_example, reverse_answer=False),
-                           DIGITS + "+", lambda: 1000 * 1000),
-    "dates": Task("dates", date_example, date_alphabet(), count_date_sources),
+                           DIGITS + "+", 1000 * 1000, check_addition_source),
+    "dates": Task("dates", date_example, date_alphabet(), max_date_sources(), check_date_source),
 }
 
 
@@ -203,6 +281,11 @@ def get_task(task: str | Task) -> Task:
     return TASKS[task]
 
 
+def check_source(task: str | Task, text: str) -> None:
+    """ValueError, naming the problem, if ``text`` is outside what ``task`` covers."""
+    get_task(task).check_source(text)
+
+
 def tokenizer_for(task: str | Task) -> CharTokenizer:
     """The character tokenizer of a task: its whole alphabet, sorted (shared by both sides)."""
     return CharTokenizer(sorted(set(get_task(task).alphabet)))
@@ -211,28 +294,56 @@ def tokenizer_for(task: str | Task) -> CharTokenizer:
 # ---------------------------------------------------------------------------- splits
 
 class Splits(NamedTuple):
-    """Three disjoint lists of (source, target) pairs."""
+    """Train, valid and test lists of (source, target) pairs."""
 
     train: list[Pair]
     valid: list[Pair]
     test: list[Pair]
 
 
-def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed: int) -> Splits:
-    """Disjoint train/valid/test lists of (source, target) pairs, the same for the same seed.
+# A length with at most this many digit strings (1 and 2 digits: 10 and 100) is shared:
+# its strings are trained on and tested on.  Holding some of them out would leave inputs
+# a user types and the model never sees, and the rest would be too few to measure with.
+SHARED_MAX = 100
 
-    Examples are drawn with ``np.random.default_rng(seed)`` and a source already drawn is
-    drawn again, so no source is in two splits (or twice in one).  A side effect: in tasks
-    with few short sources (10 one-digit strings), long ones are a little over-represented.
-    Raises ValueError if the draws cannot find enough distinct sources: the task has too
-    few, or nearly all of them were requested.
+
+def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed: int) -> Splits:
+    """Train/valid/test lists of (source, target) pairs, the same for the same seed.
+
+    Two designs, both drawn from ``np.random.default_rng(seed)``:
+
+    - Digit tasks (copy, reverse, sort): what matters is that every length 1..10 is
+      right, so the held-out splits are drawn length by length and the training set
+      draws the length first (P(L) = L/55, for sort 1/10: see PROPORTIONAL_LENGTHS)
+      with repeats allowed: the 10 one-digit strings come up hundreds of times.  Valid
+      and test give each length an equal share of their size (a length with fewer
+      strings than its share gives all of them, and the rest is shared among longer
+      lengths), so a test split of 2,000 holds all 10 one- and 100 two-digit strings and
+      ~236 of every longer length.  Lengths of 3 digits and more are held out: their
+      valid and test sources are distinct and never in training.  Lengths 1 and 2 are
+      shared (SHARED_MAX): valid and test contain strings that training contains too,
+      so there they measure what the model learned, not how it generalizes.
+    - Other tasks (addition, dates), whose short sources are rare: every source is drawn
+      once at most, so no source is in two splits or twice in one.
+
+    Raises ValueError at once when more distinct sources are asked than the task holds.
     """
     task = get_task(task)
     sizes = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test}
     if any(n < 0 for n in sizes.values()):
         raise ValueError(f"make_splits: sizes must be >= 0, got {sizes}")
-    wanted = n_train + n_valid + n_test
     rng = np.random.default_rng(seed)
+    if task.answer is not None:
+        return _digit_splits(task, n_train, n_valid, n_test, rng)
+    return _distinct_splits(task, sizes, rng)
+
+
+def _distinct_splits(task: Task, sizes: dict[str, int], rng: np.random.Generator) -> Splits:
+    """Train, valid and test with no source drawn twice, cut from one list in draw order."""
+    n_train, n_valid, wanted = sizes["n_train"], sizes["n_valid"], sum(sizes.values())
+    if wanted > task.max_sources:
+        raise ValueError(f"make_splits: task {task.name!r} has at most {task.max_sources} distinct sources "
+                         f"and {wanted} were requested ({sizes}); ask for fewer")
     pairs: dict[str, str] = {}  # source -> target, in the order first drawn
     # Collecting k of N equally likely sources takes about N*ln(N/(N-k)) draws: under
     # 5N up to k = 0.99N.  So 10 draws per example suffice unless nearly all are wanted.
@@ -243,11 +354,56 @@ def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed:
         pairs.setdefault(source, target)
         draws += 1
     if len(pairs) < wanted:
-        raise ValueError(f"make_splits: task {task.name!r} has {task.count_sources()} distinct sources, "
-                         f"{wanted} were requested ({sizes}) and {draws} draws found {len(pairs)}; "
-                         "ask for fewer")
+        raise ValueError(f"make_splits: task {task.name!r}: {draws} draws found only {len(pairs)} distinct "
+                         f"sources of the {wanted} requested ({sizes}); ask for fewer")
     drawn = list(pairs.items())
     return Splits(drawn[:n_train], drawn[n_train:n_train + n_valid], drawn[n_train + n_valid:])
+
+
+def length_shares(n: int, counts: dict[int, int]) -> dict[int, int]:
+    """Split ``n`` examples equally among lengths holding ``counts[L]`` strings each: the
+    lengths with fewest strings first, each taking its equal share of what is left or all
+    its strings if fewer.  (10 strings, 100, then plenty: 2000 -> 10, 100, 237, 237, ...)"""
+    shares, left = {}, n
+    by_count = sorted(counts, key=counts.get)
+    for i, length in enumerate(by_count):
+        shares[length] = min(counts[length], -(-left // (len(by_count) - i)))  # ceil
+        left -= shares[length]
+    return dict(sorted(shares.items()))
+
+
+def _digit_splits(task: Task, n_train: int, n_valid: int, n_test: int, rng: np.random.Generator) -> Splits:
+    """The digit tasks' splits (see ``make_splits``): test, then valid, then train."""
+    counts = {length: 10 ** length for length in DIGIT_LENGTHS}
+    test_shares, valid_shares = length_shares(n_test, counts), length_shares(n_valid, counts)
+    for length, count in counts.items():
+        held = test_shares[length] + valid_shares[length]
+        if count > SHARED_MAX and held > count // 2:  # training must keep most strings of every length
+            raise ValueError(
+                f"make_splits: task {task.name!r} has {count} strings of {length} digits and n_valid={n_valid}, "
+                f"n_test={n_test} would hold out {held} of them, more than half; ask for fewer")
+    test, valid, held_out = [], [], set()
+    for length, count in counts.items():
+        if count <= SHARED_MAX:  # shared: test and valid each draw their own
+            test += _distinct_digit_strings(rng, length, test_shares[length])
+            valid += _distinct_digit_strings(rng, length, valid_shares[length])
+        else:  # held out: one draw, so test and valid do not overlap
+            drawn = _distinct_digit_strings(rng, length, test_shares[length] + valid_shares[length])
+            test += drawn[:test_shares[length]]
+            valid += drawn[test_shares[length]:]
+            held_out.update(drawn)
+    train = []
+    while len(train) < n_train:
+        digits, _ = task.generate(rng)
+        if digits not in held_out:
+            train.append(digits)
+    shuffled = [[sources[i] for i in rng.permutation(len(sources))] for sources in (train, valid, test)]
+    return Splits(*([(s, task.answer(s)) for s in sources] for sources in shuffled))
+
+
+def _distinct_digit_strings(rng: np.random.Generator, length: int, n: int) -> list[str]:
+    """``n`` distinct random digit strings of ``length`` digits."""
+    return [str(number).zfill(length) for number in rng.choice(10 ** length, size=n, replace=False)]
 
 
 # ---------------------------------------------------------------------------- batches
