@@ -46,6 +46,7 @@ T_OPS, T_FUSED, T_AUTOGRAD = "tests/test_ops.py", "tests/test_fused.py", "tests/
 T_GRADCHECK, T_NN, T_OPTIM = "tests/test_gradcheck.py", "tests/test_nn.py", "tests/test_optim.py"
 T_TRANSFORMER, T_FORMULAS = "tests/test_transformer.py", "tests/test_formulas.py"
 T_CONVENTIONS = "tests/test_conventions.py"
+DECODING, T_DECODING = "transformer/decoding.py", "tests/test_decoding.py"
 
 
 def case(*names):
@@ -256,6 +257,17 @@ MUTANTS = [
       "label_smoothing=label_smoothing)", "label_smoothing=0.0)", T_FORMULAS, T_TRANSFORMER),
     m("transformer.loss_counts_padding", "transformer/loss.py", "ignore_index=pad_id,", "ignore_index=-100,",
       T_FORMULAS, T_TRANSFORMER),
+    # decoding
+    m("decoding.pad_may_be_chosen", DECODING, "NEVER_CHOSEN = (PAD, BOS, UNK)", "NEVER_CHOSEN = (BOS, UNK)",
+      T_DECODING),
+    m("decoding.nothing_excluded", DECODING, "scores[..., NEVER_CHOSEN] = -np.inf", "pass", T_DECODING),
+    m("decoding.logits_after_eos_kept", DECODING, "step_logits.append(np.where(finished[:, None], np.nan, logits))",
+      "step_logits.append(logits)", T_DECODING),
+    m("decoding.normalizer_off_by_one", DECODING, "((5.0 + length) / 6.0) ** alpha", "((6.0 + length) / 6.0) ** alpha",
+      T_DECODING),
+    m("decoding.records_a_graph", DECODING, "with mg.no_grad():\n            yield",
+      "with mg.enable_grad():\n            yield", T_DECODING),
+    m("decoding.empty_source_accepted", DECODING, "    if empty.size:\n", "    if False:\n", T_DECODING),
 ]
 
 
