@@ -192,7 +192,12 @@ class StopOnSignal:
     """While active, Ctrl-C (SIGINT) and SIGTERM set ``received`` instead of killing the
     program, so the loop can finish its step, save a checkpoint and return.  A second
     Ctrl-C stops at once (KeyboardInterrupt).  The previous handlers come back on exit.
-    Signal handlers can only be set in the main thread; elsewhere this does nothing.
+
+    A signal that was ignored on entry stays ignored: a shell starts background jobs
+    (``cmd &`` in a script, ``nohup``) with SIGINT ignored so that Ctrl-C meant for the
+    foreground leaves them running, and Python itself keeps it ignored then.  SIGTERM
+    (``kill PID``) still stops such a run with a checkpoint.  Signal handlers can only be
+    set in the main thread; elsewhere this does nothing.
     """
 
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -202,7 +207,8 @@ class StopOnSignal:
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
@@ -212,7 +218,7 @@ class StopOnSignal:
 
     def __exit__(self, *exc_info):
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
         return False
 
 
