@@ -48,8 +48,8 @@ MODEL_SIZES = {
     "micro": dict(d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64),  # for fast tests
 }
 
-# Per-task settings, tuned by short sweeps with the tiny model and batch 64 (issue #6 lists
-# the targets; the README's table gives what these settings reached).  Sweeps showed a
+# Per-task settings, tuned by short sweeps with the tiny model and batch 64 (the README's
+# table gives the targets and what these settings reached).  Sweeps showed a
 # peak lr near 2-3e-3 with a short warmup works (addition wants 1.3e-3: at 2.7e-3 it stays
 # near 1% exact match), a cosine decay to 0 ends far better than the Noam schedule, whose
 # lr stays high enough for late loss spikes, and dropout only slows these tasks down.
