@@ -99,7 +99,7 @@ def test_a_missing_checkpoint_names_the_command_that_makes_it(tmp_path, capsys, 
     status, _, err = run_main(["attention", "--checkpoint", "runs/copy/checkpoint.npz"], capsys)
     assert_one_line_error(status, err, "train a model first: python -m transformer train --task copy")
     assert err.rstrip().endswith("--task copy")
-    status, _, err = run_main(["graph", "--checkpoint", "mine/model.npz"], capsys)
+    status, _, err = run_main(["translate", "--checkpoint", "mine/model.npz", "1 May 2020"], capsys)
     assert_one_line_error(status, err, "python -m transformer train --task TASK --out mine")
 
 
@@ -191,10 +191,17 @@ def test_each_command_has_help(capsys):
     (["translate", "--checkpoint", "no/such/checkpoint.npz", "x"], "no such checkpoint file"),
     (["attention", "--kind", "diagonal"], "invalid choice"),
     (["translate", "--checkpoint", "no/such/checkpoint.npz", ""], "no such checkpoint file"),
-    (["graph"], "needs Graphviz's `dot` program"),
 ])
 def test_the_module_entry_point_fails_in_one_line(argv, message, tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # without dot
     result = subprocess.run([sys.executable, "-m", "transformer", *argv], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, env=env)
     assert_one_line_error(result.returncode, result.stderr, message)
+
+
+def test_graph_without_dot_from_the_module_entry_point_is_one_line(checkpoint, tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # the real program, with no dot on PATH
+    result = subprocess.run([sys.executable, "-m", "transformer", "graph", "--checkpoint", checkpoint,
+                             "--out", str(tmp_path / "m.svg")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert_one_line_error(result.returncode, result.stderr, "needs Graphviz's `dot` program")

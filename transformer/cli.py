@@ -223,10 +223,10 @@ def run_graph(args):
     from minigrad.viz import NO_DOT_MESSAGE, render
     from transformer.inspection import model_loss
 
-    if shutil.which("dot") is None:
-        raise CommandError(NO_DOT_MESSAGE)
     trained = load_checkpoint_for(args.checkpoint)
     loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
+    if shutil.which("dot") is None:
+        raise CommandError(NO_DOT_MESSAGE)
     path = render(loss, args.out, depth=args.depth, fold_repeats=True,
                   title=f"Transformer forward + loss, depth {args.depth}")
     print(f"wrote the graph of one forward pass and loss to {path}")
