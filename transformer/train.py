@@ -189,36 +189,35 @@ class BatchStream:
 
 
 class StopOnSignal:
-    """While active, Ctrl-C (SIGINT) and SIGTERM set ``received`` instead of killing the
-    program, so the loop can finish its step, save a checkpoint and return.  A second
-    Ctrl-C stops at once (KeyboardInterrupt).  The previous handlers come back on exit.
-
-    A signal that was ignored on entry stays ignored: a shell starts background jobs
-    (``cmd &`` in a script, ``nohup``) with SIGINT ignored so that Ctrl-C meant for the
-    foreground leaves them running, and Python itself keeps it ignored then.  SIGTERM
-    (``kill PID``) still stops such a run with a checkpoint.  Signal handlers can only be
-    set in the main thread; elsewhere this does nothing.
+    """While active, Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal or ssh session
+    closed) set ``received`` instead of killing the program, so the loop can finish its
+    step, save a checkpoint and return.  A second Ctrl-C stops at once
+    (KeyboardInterrupt), except while ``saving`` is set: a save is never cut short.  A
+    signal ignored when the run began stays ignored.  The previous handlers come back on
+    exit.  Signal handlers can only be set in the main thread; elsewhere this does nothing.
     """
 
-    signals = (signal.SIGINT, signal.SIGTERM)
+    signals = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+    saving = False
 
     def __enter__(self):
         self.received = None
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._previous[sig] = signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.received is not None and signum == signal.SIGINT:
+        if self._previous.get(signum) is signal.SIG_IGN:
+            return  # ignored when the run began (``nohup`` ignores SIGHUP): it stays ignored
+        if self.received is not None and signum == signal.SIGINT and not self.saving:
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
 
     def __exit__(self, *exc_info):
         for sig, handler in self._previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+            signal.signal(sig, handler)
         return False
 
 
