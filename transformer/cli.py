@@ -8,9 +8,9 @@
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
 does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
 
-BLAS threads: one by default, which was faster than two for these small models on a
-2-core machine, idle or busy (see the README); --threads N overrides it, and so does
-OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS) when set.
+BLAS threads: one by default; for these small models two were 10-28 times slower on a
+busy 2-core machine and no faster on an idle one (see the README).  --threads N
+overrides it, and so does OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from minigrad.checkpoint import CheckpointError
 
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
 EXAMPLES_SHOWN = 10
-# BLAS threads unless --threads or a BLAS environment variable says otherwise: one thread
-# trained the micro and tiny models faster than two on 2 cores, idle and busy (README).
+# BLAS threads unless --threads or a BLAS environment variable says otherwise: two threads
+# trained the micro and tiny models 10-28x slower on a busy 2-core machine, and gave no
+# gain on an idle one (README, "Threads").
 DEFAULT_THREADS = 1
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in commands.choices.values():  # every command computes with BLAS
         command.add_argument("--threads", type=positive_int, help=(
             f"BLAS threads (default: {DEFAULT_THREADS}, unless {THREAD_VARIABLES[0]} or a similar "
-            "variable is set; one thread was the faster on 2 cores for these models)"))
+            "variable is set; more threads only slowed these small models on 2 cores)"))
     return parser
 
 
