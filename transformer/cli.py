@@ -138,7 +138,7 @@ def check_known_chars(tokenizer, texts):
     """CommandError naming the first text that is empty or has characters outside the vocabulary."""
     for text in texts:
         if not text:
-            raise CommandError("an empty text: give at least one character to translate")
+            raise CommandError("an empty text: give at least one character")
         unknown = tokenizer.unknown_chars(text)
         if unknown:
             raise CommandError(f"{text!r} contains characters the model does not know: "
