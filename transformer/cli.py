@@ -8,8 +8,8 @@
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
 does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
 
-BLAS threads: one by default; for these small models two were 10-28 times slower on a
-busy 2-core machine and no faster on an idle one (see the README).  --threads N
+BLAS threads: one by default; for these small models two were 7-35 times slower on a
+2-core machine with anything else running, and no faster on an idle one (see the README).  --threads N
 overrides it, and so does OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS).
 """
 
@@ -28,8 +28,8 @@ from minigrad.checkpoint import CheckpointError
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
 EXAMPLES_SHOWN = 10
 # BLAS threads unless --threads or a BLAS environment variable says otherwise: two threads
-# trained the micro and tiny models 10-28x slower on a busy 2-core machine, and gave no
-# gain on an idle one (README, "Threads").
+# trained the micro and tiny models 7-35x slower on a 2-core machine with anything else
+# running, and gave no gain on an idle one (README, "Threads").
 DEFAULT_THREADS = 1
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
