@@ -1,4 +1,4 @@
-"""Run the benchmark suite (issue #7) and write benchmarks/results/latest.json.
+"""Run the benchmark suite and write benchmarks/results/latest.json.
 
     python -m benchmarks                      # everything, ~5-10 minutes
     python -m benchmarks --quick              # fewer sizes and repeats, ~1 minute

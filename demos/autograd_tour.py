@@ -10,6 +10,7 @@ formula, and draws the graph.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import minigrad as mg  # noqa: E402
 from minigrad.viz import render  # noqa: E402
+
+
+def rounded(values):
+    """Values as a list of floats rounded to 6 digits: float32 noise (1.0000003576...) hidden."""
+    return np.round(np.asarray(values, dtype=np.float64), 6).tolist()
+
+
+def draw(root, path: Path, **options):
+    """Render the graph to ``path`` if Graphviz's dot is installed; else say why not."""
+    if shutil.which("dot") is None:
+        print("-> no picture: Graphviz's dot program is not installed (apt-get install graphviz, "
+              "or brew install graphviz)")
+    else:
+        print("->", render(root, path, **options))
 
 
 def stop_neuron(out: Path):
@@ -31,8 +46,8 @@ def stop_neuron(out: Path):
     with mg.trace() as steps:
         o.backward(retain_graph=True)
     print(steps)
-    print(f"∂o/∂w = {w.grad.tolist()}  (formula (1 - o²)·x = {((1 - o.item() ** 2) * x.data).tolist()})")
-    print("->", render(o, out / "tour_neuron.svg", show_data=True, show_grad=True, trace=steps))
+    print(f"∂o/∂w = {rounded(w.grad.data)}  (formula (1 - o²)·x = {rounded((1 - o.item() ** 2) * x.data)})")
+    draw(o, out / "tour_neuron.svg", show_data=True, show_grad=True, trace=steps)
 
 
 def stop_vector(out: Path):
@@ -49,7 +64,7 @@ def stop_vector(out: Path):
     print(steps)
     expected = np.outer(2 * y.data * (1 - y.data ** 2), x.data)  # ∂loss/∂W = (2y ⊙ (1 - y²)) xᵀ
     print(f"∂loss/∂W matches the formula: {np.allclose(W.grad.data, expected)}")
-    print("->", render(loss, out / "tour_layer.svg", show_grad=True, trace=steps))
+    draw(loss, out / "tour_layer.svg", show_grad=True, trace=steps)
 
 
 def stop_matmul(out: Path):
@@ -70,7 +85,12 @@ def stop_matmul(out: Path):
     print(steps)
     G = 2 * Y.data / Y.data.size  # ∂loss/∂Y
     print(f"∂loss/∂W2 = Hᵀ G: {np.allclose(W2.grad.data, H.data.T @ G)}")
-    print("->", render(loss, out / "tour_matmul.svg", show_grad=True, trace=steps))
+    draw(loss, out / "tour_matmul.svg", show_grad=True, trace=steps)
+
+
+def heading(stop) -> str:
+    """The first paragraph of a stop's docstring, on one line."""
+    return " ".join(stop.__doc__.split("\n\n")[0].split())
 
 
 def main(argv=None):
@@ -80,7 +100,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for stop in (stop_neuron, stop_vector, stop_matmul):
-        print(f"\n== {stop.__doc__.splitlines()[0]}")
+        print(f"\n== {heading(stop)}")
         stop(args.out)
 
 

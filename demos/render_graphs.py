@@ -86,7 +86,8 @@ def demo_softmax(out: Path):
             loss.backward(retain_graph=True)
         path = render(loss, out / f"softmax_{label}_backward.svg", backward=True, trace=steps,
                       title=f"backward of softmax, {label}")
-        print(f"softmax {label}: forward {count_nodes(to_dot(loss))}, backward "
+        print(f"softmax {label}: {count_nodes(to_dot(y))['ops']} op(s) alone; with the loss's mul and sum, "
+              f"forward {count_nodes(to_dot(loss))}, backward "
               f"{count_nodes(to_dot(loss, backward=True))}, {len(steps)} VJP steps -> {path}")
 
 

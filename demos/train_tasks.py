@@ -17,10 +17,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from transformer.decoding import translate  # noqa: E402
 from transformer.train import TrainConfig, train  # noqa: E402
 
+# Inputs a person might type, with the answer each should get.
 EXAMPLES = {
-    "copy": ["90210", "1234567890", "7"],
-    "dates": ["26 November 2026", "Thu, Nov 26 2026", "26/11/26", "thursday 26th of november 2026"],
+    "copy": [("90210", "90210"), ("1234567890", "1234567890"), ("7", "7")],
+    "dates": [("26 November 2026", "2026-11-26"), ("Thu, Nov 26 2026", "2026-11-26"),
+              ("26/11/26", "2026-11-26"), ("thursday 26th of november 2026", "2026-11-26")],
 }
+
+
+def show_examples(model, tokenizer, examples) -> list[str]:
+    """One line per (source, expected) pair: the model's output, marked ✓ or ✗."""
+    outputs = translate(model, tokenizer, [source for source, _ in examples])
+    return [f"  {source!r} → {output!r} " + ("✓" if output == expected else f"✗ (expected {expected!r})")
+            for (source, expected), output in zip(examples, outputs)]
 
 
 def main(argv=None):
@@ -32,8 +41,7 @@ def main(argv=None):
         run = train(TrainConfig.for_task(task, out=str(args.out / task)), overwrite=True)  # a fresh run each time
         print(f"\n{task}: exact match {run.test['exact_match']:.1%} on {run.test['examples']} test examples "
               f"after {run.step} steps ({run.seconds:.0f} s); curves in {args.out / task / 'training.png'}")
-        for source, output in zip(EXAMPLES[task], translate(run.model, run.tokenizer, EXAMPLES[task])):
-            print(f"  {source!r} → {output!r}")
+        print("\n".join(show_examples(run.model, run.tokenizer, EXAMPLES[task])))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,15 @@ class Node:
 
 def record(op: str, data: np.ndarray, inputs: tuple, *vjps):
     """Wrap ``data`` (the result of ``op`` on ``inputs``) in a Tensor and record how to
-    differentiate it: ``vjps[i]`` is the rule for ``inputs[i]``."""
+    differentiate it: ``vjps[i]`` is the rule for ``inputs[i]``.
+
+    Backward calls each rule as ``vjps[i](g, out)`` and it must return a Tensor:
+    ``g`` is the gradient of the output (a Tensor shaped like ``data``) and ``out`` is
+    the output Tensor itself, for rules that reuse the forward result (exp: x̄ = ḡ·out)
+    without the closure holding the output, which would keep it alive in a cycle.
+    The returned gradient is the input's shape, or the broadcast shape, which backward
+    sums back to the input's.
+    """
     out = Tensor._wrap(data)
     if STATE.anomaly:
         _check_finite(op, "forward", data, allow_inf=True)
@@ -224,6 +232,10 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 if not inp.requires_grad:
                     continue
                 gi = vjp(g, t)
+                if not isinstance(gi, Tensor):
+                    raise TypeError(f"the VJP rule of '{node.op}' for input {i} returned "
+                                    f"{type(gi).__name__}; a rule must return a Tensor (build it "
+                                    "with minigrad ops on g, or wrap an array in minigrad.Tensor)")
                 if gi._data.shape != inp._data.shape:
                     gi = _undo_broadcast(gi, inp, node.op, i)
                 if gi._data.dtype != inp._data.dtype:  # each input's gradient has its dtype, as in PyTorch

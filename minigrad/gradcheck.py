@@ -113,7 +113,8 @@ class _Problem:
 
 
 def _describe(name, index, shape):
-    return f"{name}, element {tuple(int(i) for i in np.unravel_index(index, shape))}"
+    element = tuple(int(i) for i in np.unravel_index(index, shape))  # plain ints print as (0, 1)
+    return f"{name}, element {element}"
 
 
 def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0,

@@ -330,6 +330,16 @@ def test_broken_rule_shape_is_reported_with_op_name():
         z.sum().backward()
 
 
+def test_a_rule_returning_a_numpy_array_is_reported_with_op_name():
+    from minigrad.autograd import record
+
+    x = leaf(np.ones(3))
+    z = record("raw_rule", 2 * x.data, (x,), lambda g, out: 2 * g.data)  # an ndarray, not a Tensor
+    with pytest.raises(TypeError, match=r"VJP rule of 'raw_rule' for input 0 returned ndarray; "
+                                        r"a rule must return a Tensor"):
+        z.sum().backward()
+
+
 def test_softmax_of_fully_masked_row_is_defined():
     x = leaf(np.array([[0.5, 1.0], [0.0, 0.0]]))
     mask = np.array([[False, True], [True, True]])

@@ -95,6 +95,7 @@ def test_attention_writes_a_png(checkpoint, tmp_path, capsys):
     assert "wrote 3 blocks" in out  # micro: 1 encoder self-, 1 decoder self-, 1 cross-attention
 
 
+@pytest.mark.requires("dot")
 def test_graph_writes_an_svg(checkpoint, tmp_path, capsys):
     path = tmp_path / "model.svg"
     status, out, err = run_main(["graph", "--checkpoint", checkpoint, "--depth", "1", "--out", str(path)],
@@ -113,13 +114,90 @@ def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):
     assert_one_line_error(status, err, "corrupt.npz")
 
 
+def test_a_missing_checkpoint_names_the_command_that_makes_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_main(["translate", "1 May 2020"], capsys)
+    assert_one_line_error(status, err, "runs/dates/checkpoint.npz", "train a model first: python -m transformer train")
+    assert err.rstrip().endswith("python -m transformer train")
+    status, _, err = run_main(["attention", "--checkpoint", "runs/copy/checkpoint.npz"], capsys)
+    assert_one_line_error(status, err, "train a model first: python -m transformer train --task copy")
+    assert err.rstrip().endswith("--task copy")
+    status, _, err = run_main(["translate", "--checkpoint", "mine/model.npz", "1 May 2020"], capsys)
+    assert_one_line_error(status, err, "python -m transformer train --task TASK --out mine")
+
+
+@pytest.mark.parametrize("argv", [["translate", ""], ["translate", "1 May 2020", ""], ["attention", "--text", ""]])
+def test_an_empty_text_is_a_one_line_error(argv, checkpoint, capsys):
+    status, _, err = run_main([*argv, "--checkpoint", checkpoint], capsys)
+    assert_one_line_error(status, err, "empty text")
+
+
+def test_translate_with_empty_stdin_is_a_one_line_error(checkpoint, capsys, monkeypatch):
+    status, out, err = run_main(["translate", "--checkpoint", checkpoint], capsys, stdin="\n  \n",
+                                monkeypatch=monkeypatch)
+    assert_one_line_error(status, err, "nothing to translate")
+    assert out == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_translate_on_a_terminal_says_what_it_expects_and_answers_each_line(checkpoint, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Terminal("26 November 2026\n☃\n\n1/2/03\n"))
+    status, out, err = run_main(["translate", "--checkpoint", checkpoint, "--show-source"], capsys)
+    assert status == 0, err
+    assert err.splitlines()[0].startswith("type a text and press Enter")
+    assert "'☃' contains characters the model does not know" in err  # reported, and the session goes on
+    assert [line.split(" → ")[0] for line in out.splitlines()] == ["26 November 2026", "1/2/03"]
+
+
+def test_graph_without_dot_is_the_install_hint_in_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot here
+    status, _, err = run_main(["graph", "--checkpoint", checkpoint, "--out", str(tmp_path / "m.svg")], capsys)
+    assert_one_line_error(status, err, "needs Graphviz's `dot` program", "apt-get install graphviz")
+    assert not (tmp_path / "m.svg").exists()
+
+
+def test_help_is_plain_text_and_lr_scale_speaks_of_both_schedules(capsys):
+    for argv in (["--help"], ["train", "--help"], ["translate", "--help"]):
+        status, out, _ = run_main(argv, capsys)
+        assert status == 0 and "``" not in out, out
+    _, out, _ = run_main(["train", "--help"], capsys)
+    assert "Noam schedule" not in out and "either schedule" in out
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("command", ["train", "translate", "attention", "graph"])
+def test_threads_option_sets_the_blas_threads_while_the_command_runs(command, capsys, monkeypatch):
+    import transformer.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, f"run_{command}", lambda args: seen.append(blas_threads()))
+    before = blas_threads()
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert run_main([command, "--threads", "2"], capsys)[0] == 0
+    assert run_main([command], capsys)[0] == 0
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user chose: the default leaves BLAS alone
+    assert run_main([command], capsys)[0] == 0
+    assert seen == [{2}, {cli.DEFAULT_THREADS}, before]
+    assert blas_threads() == before
+
+
 def test_unknown_characters_are_a_one_line_error(checkpoint, capsys):
     status, _, err = run_main(["translate", "--checkpoint", checkpoint, "26 November 2026 ☃"], capsys)
     assert_one_line_error(status, err, "'☃'", "does not know")
 
 
 @pytest.mark.parametrize("argv", [["translate", "--beam", "0"], ["train", "--task", "poetry"],
-                                  ["train", "--steps", "many"], ["dance"]])
+                                  ["train", "--steps", "many"], ["dance"], ["train", "--threads", "0"]])
 def test_bad_arguments_are_a_one_line_error(argv, capsys):
     status, _, err = run_main(argv, capsys)
     assert status == 2
@@ -135,10 +213,12 @@ def test_each_command_has_help(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["translate", "--checkpoint", "no/such/checkpoint.npz", "x"], "no such checkpoint file"),
     (["attention", "--kind", "diagonal"], "invalid choice"),
+    (["translate", "--checkpoint", "no/such/checkpoint.npz", ""], "no such checkpoint file"),
 ])
-def test_the_module_entry_point_fails_in_one_line(argv, message):
+def test_the_module_entry_point_fails_in_one_line(argv, message, tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # without dot
     result = subprocess.run([sys.executable, "-m", "transformer", *argv], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env=env)
     assert_one_line_error(result.returncode, result.stderr, message)
 
 
@@ -352,3 +432,11 @@ def test_a_bad_setting_stored_in_a_checkpoint_is_one_line_naming_it(tmp_path, ca
     status, _, err = run_main(["train", "--resume", str(tmp_path / "edited.npz"), "--steps", "2", "--quiet",
                                "--lr-scale", "0.2", "--out", str(tmp_path / "fork")], capsys)
     assert_one_line_error(status, err, "edited.npz", "lr_scale")  # a damaged checkpoint is refused as a whole
+
+
+def test_graph_without_dot_from_the_module_entry_point_is_one_line(checkpoint, tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # the real program, with no dot on PATH
+    result = subprocess.run([sys.executable, "-m", "transformer", "graph", "--checkpoint", checkpoint,
+                             "--out", str(tmp_path / "m.svg")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert_one_line_error(result.returncode, result.stderr, "needs Graphviz's `dot` program")

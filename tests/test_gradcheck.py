@@ -50,6 +50,7 @@ def test_sign_flip_is_caught_with_a_labelled_message():
     message = str(info.value)
     for part in ("input 0", "element", "analytic=", "numeric=", "abs err=", "rel err=", "eps=", "seed="):
         assert part in message
+    assert "np." not in message  # plain numbers: element (0,), not (np.int64(0),)
 
 
 def test_transposed_matmul_grad_is_caught():

@@ -91,6 +91,15 @@ def test_char_vocabulary_is_sorted_and_deterministic():
     assert tok.encode("abc!") == [5, 6, 7, 4]
 
 
+def test_len_is_the_vocabulary_size(char, bpe):
+    assert len(CharTokenizer.from_texts(["cab", "ba!"])) == 8  # 4 specials + 4 characters
+    for tok in (char, bpe):
+        assert len(tok) == tok.vocab_size
+        tok.decode(list(range(len(tok))), skip_special=False)  # every id below len() decodes
+        with pytest.raises(ValueError):
+            tok.decode([len(tok)])
+
+
 def test_unknown_characters_become_unk_and_are_listed(char):
     assert char.encode("aQb?Q") == [char.char_to_id["a"], UNK, char.char_to_id["b"], UNK, UNK]
     assert char.unknown_chars("aQb?Q") == ["Q", "?"]

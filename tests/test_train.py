@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -27,6 +29,23 @@ from transformer.train import (
     build_model,
     train,
 )
+
+
+@pytest.fixture
+def sigint_handled():
+    """Python's usual Ctrl-C handler for the test, whatever pytest started with: a
+    shell's background job (``pytest &`` in a script, ``nohup``) starts with SIGINT
+    ignored, and StopOnSignal leaves an ignored SIGINT ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture
+def sigint_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def small_config(tmp_path, name, **overrides):
@@ -54,7 +73,7 @@ def test_copy_reaches_the_target_at_every_length_within_its_step_budget(tmp_path
     assert records[0]["loss"] > 2 * records[-2]["loss"]  # the first train window against the last valid
 
 
-def test_resume_after_interrupt_equals_uninterrupted_run_bitwise(tmp_path):
+def test_resume_after_interrupt_equals_uninterrupted_run_bitwise(tmp_path, sigint_handled):
     # 200 examples make epochs of 4 batches: the interrupted run stops mid-epoch at step 3
     # and the resumed one crosses into a new epoch; dropout is on, so its RNG matters too.
     straight = train(small_config(tmp_path, "straight"), progress=False)
@@ -99,13 +118,34 @@ def test_sigterm_saves_a_usable_checkpoint_and_restores_the_old_handler(tmp_path
     assert config["model"]["d_model"] == 32 and extra["data"]["used"] == 2
 
 
-def test_stop_on_signal_sets_a_flag_instead_of_raising():
+def test_stop_on_signal_sets_a_flag_instead_of_raising(sigint_handled):
     with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.received == "SIGINT"
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_stop_on_signal_leaves_an_ignored_sigint_ignored(sigint_ignored):
+    with StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: the run goes on
+        assert stop.received is None
+        os.kill(os.getpid(), signal.SIGTERM)  # still stops it
+        assert stop.received == "SIGTERM"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_signal_tests_pass_when_pytest_starts_with_sigint_ignored(tmp_path):
+    # What `pytest &` in a script or `nohup pytest` does to the process.
+    here = os.path.abspath(__file__)
+    tests = "stop_on_signal or resume_after_interrupt"
+    script = ("import signal, sys, pytest; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {here!r}, '-k', {tests!r}]))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout
 
 
 def test_batch_stream_resumes_from_its_state():

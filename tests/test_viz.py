@@ -383,6 +383,7 @@ def test_max_nodes_stops_with_a_note():
 # --------------------------------------------------------------------------- rendering with dot
 
 
+@pytest.mark.requires("dot")
 def test_render_svg_parses_as_xml(tmp_path):
     path = render(mlp(scoped=True), tmp_path / "mlp.svg", depth=1)
     root = ET.parse(path).getroot()
@@ -390,6 +391,7 @@ def test_render_svg_parses_as_xml(tmp_path):
     assert "fc1" in path.read_text()
 
 
+@pytest.mark.requires("dot")
 def test_render_png_and_pdf_have_their_signatures(tmp_path):
     png = render(neuron(), tmp_path / "neuron", format="png")
     assert png.suffix == ".png"
@@ -398,6 +400,7 @@ def test_render_png_and_pdf_have_their_signatures(tmp_path):
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
+@pytest.mark.requires("dot")
 def test_render_rejects_unknown_formats(tmp_path):
     with pytest.raises(ValueError, match="svg, png, pdf"):
         render(neuron(), tmp_path / "x.gif")
@@ -412,6 +415,7 @@ def test_missing_dot_gives_install_instructions_but_to_dot_works(tmp_path, monke
     assert counts(to_dot(neuron())) == (4, 7, 10)
 
 
+@pytest.mark.requires("dot")
 @pytest.mark.parametrize("options", [
     {"depth": 0, "backward": True}, {"depth": 1, "show_grad": True, "show_data": True},
     {"depth": 1, "fold_repeats": True, "backward": True, "show_grad": True},

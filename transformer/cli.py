@@ -1,4 +1,4 @@
-"""The command line: ``python -m transformer {train,evaluate,translate,attention,graph} --help``.
+"""The command line: python -m transformer COMMAND --help tells more about each command.
 
     python -m transformer train                       # dates, about two minutes
     python -m transformer evaluate                    # exact match per input length
@@ -9,6 +9,10 @@
 
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
 does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
+
+BLAS threads: one by default; for these small models two were 7-35 times slower on a
+2-core machine with anything else running, and no faster on an idle one (see the README).  --threads N
+overrides it, and so does OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import contextlib
 import errno
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -29,6 +34,11 @@ DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` com
 MAX_BEAM = 64          # translate --beam: each text decodes as a batch of this many hypotheses
 MAX_GRAPH_BATCH = 64   # graph --batch: the picture is the same for any batch; memory grows with it
 EXAMPLES_SHOWN = 10
+# BLAS threads unless --threads or a BLAS environment variable says otherwise: two threads
+# trained the micro and tiny models 7-35x slower on a 2-core machine with anything else
+# running, and gave no gain on an idle one (README, "Threads").
+DEFAULT_THREADS = 1
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -122,7 +132,8 @@ def train_and_show(args, given):
     else:
         config = TrainConfig.for_task(**given)
     print(f"training {config.task} for {config.steps} steps into {config.out}/"
-          + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
+          + (f", resuming from {args.resume}" if args.resume else "") + f" ({describe_threads(args)})",
+          flush=True)
     run = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     if run.skipped:
         print(f"{run.skipped} of the steps were skipped: their loss or gradient norm was not finite")
@@ -162,7 +173,9 @@ def add_train_parser(commands):
     p.add_argument("--model", choices=sorted(MODEL_SIZES), help="model size (default: tiny)")
     p.add_argument("--dropout", type=float)
     p.add_argument("--optimizer", choices=["adam", "adamw"])
-    p.add_argument("--lr-scale", dest="lr_scale", type=float, help="factor of the Noam schedule")
+    p.add_argument("--lr-scale", dest="lr_scale", type=float,
+                   help="sets the peak learning rate, reached at the end of warmup: "
+                        "lr_scale / sqrt(d_model * warmup_steps), for either schedule")
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
     p.add_argument("--schedule", choices=["noam", "cosine"], help="lr schedule after warmup (default: cosine)")
     p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
@@ -187,12 +200,11 @@ def add_train_parser(commands):
 # ---------------------------------------------------------------------------- evaluate
 
 def run_evaluate(args):
-    from transformer.checkpoints import load_trained
     from transformer.evaluation import evaluate, format_by_length
     from transformer.tasks import make_splits
     from transformer.train import TrainConfig
 
-    trained = load_trained(args.checkpoint)
+    trained = load_checkpoint_for(args.checkpoint)
     config = TrainConfig.from_dict(trained.train_config)
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
     result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
@@ -210,9 +222,29 @@ def add_evaluate_parser(commands):
 
 # ---------------------------------------------------------------------------- translate
 
+def load_checkpoint_for(path):
+    """A trained model from a training checkpoint or an exported .safetensors file, or a
+    CommandError that says how to make the missing file."""
+    from transformer.interop import load_model
+
+    if not Path(path).exists():
+        from transformer.tasks import TASKS
+
+        run_dir, command = Path(path).parent, "python -m transformer train"
+        task = run_dir.name if run_dir.name in TASKS else "TASK"
+        if task != "dates":
+            command += f" --task {task}"
+        if run_dir != Path("runs", task):  # train writes runs/<task>/checkpoint.npz by default
+            command += f" --out {run_dir}"
+        raise CommandError(f"no such checkpoint file: {path}; train a model first: {command}")
+    return load_model(path)
+
+
 def check_known_chars(tokenizer, texts):
-    """CommandError naming the first text with characters outside the vocabulary."""
+    """CommandError naming the first text that is empty or has characters outside the vocabulary."""
     for text in texts:
+        if not text:
+            raise CommandError("an empty text: give at least one character")
         unknown = tokenizer.unknown_chars(text)
         if unknown:
             raise CommandError(f"{text!r} contains characters the model does not know: "
@@ -221,16 +253,34 @@ def check_known_chars(tokenizer, texts):
 
 def run_translate(args):
     from transformer.decoding import translate
-    from transformer.interop import load_model
     from transformer.tasks import check_source
 
-    trained = load_model(args.checkpoint)  # a training checkpoint or an exported .safetensors
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    check_known_chars(trained.tokenizer, texts)
-    for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
-        check_source(trained.train_config["task"], text)
-    for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
-        print(f"{text} → {output}" if args.show_source else output)
+    trained = load_checkpoint_for(args.checkpoint)
+
+    def show(texts):
+        check_known_chars(trained.tokenizer, texts)
+        for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
+            check_source(trained.train_config["task"], text)
+        for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
+            print(f"{text} → {output}" if args.show_source else output, flush=True)
+
+    if args.texts:
+        show(args.texts)
+    elif sys.stdin.isatty():  # someone typing: say what is expected, answer line by line
+        print("type a text and press Enter to translate it, Ctrl-D to end "
+              "(or give texts as arguments: python -m transformer translate TEXT ...)", file=sys.stderr)
+        for line in sys.stdin:
+            if line.strip():
+                try:
+                    show([line.rstrip("\n")])
+                except CommandError as e:  # a typo should not end the session
+                    print(f"error: {e}", file=sys.stderr)
+    else:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        if not texts:
+            raise CommandError("nothing to translate: stdin had no text; give texts as arguments "
+                               "or one per line on stdin")
+        show(texts)
 
 
 def add_translate_parser(commands):
@@ -251,12 +301,11 @@ ATTENTION_KINDS = {"all": ("self_attn", "cross_attn"), "self": ("self_attn",), "
 
 
 def run_attention(args):
-    from transformer.checkpoints import load_trained
     from transformer.inspection import attention_maps
     from transformer.plots import plot_attention
     from transformer.tasks import get_task
 
-    trained = load_trained(args.checkpoint)
+    trained = load_checkpoint_for(args.checkpoint)
     text = args.text
     if text is None:  # an example of the model's own task
         text, _ = get_task(trained.train_config["task"]).generate(np.random.default_rng(args.seed))
@@ -284,12 +333,13 @@ def add_attention_parser(commands):
 
 def run_graph(args):
     from minigrad.tracing import trace
-    from minigrad.viz import render
-    from transformer.checkpoints import load_trained
+    from minigrad.viz import NO_DOT_MESSAGE, render
     from transformer.inspection import model_loss
 
-    trained = load_trained(args.checkpoint)
+    trained = load_checkpoint_for(args.checkpoint)
     loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
+    if shutil.which("dot") is None:  # both the picture and the page are laid out by Graphviz
+        raise CommandError(NO_DOT_MESSAGE)
     title = f"Transformer forward + loss, depth {args.depth}"
     if args.html:  # the page steps through backward, so run it (keeping the graph to draw)
         with trace() as steps:
@@ -319,10 +369,9 @@ def add_graph_parser(commands):
 # ---------------------------------------------------------------------------- export
 
 def run_export(args):
-    from transformer.checkpoints import load_trained
     from transformer.interop import export_safetensors
 
-    trained = load_trained(args.checkpoint)
+    trained = load_checkpoint_for(args.checkpoint)
     arrays = export_safetensors(trained.model, trained.tokenizer, args.out, names=args.names,
                                 train_config=trained.train_config, step=trained.step)
     print(f"wrote {len(arrays)} tensors ({sum(a.size for a in arrays.values()):,} numbers) under {args.names} "
@@ -368,13 +417,34 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (add_train_parser, add_evaluate_parser, add_translate_parser, add_attention_parser,
                 add_graph_parser, add_export_parser):
         add(commands)
+    for command in commands.choices.values():  # every command computes with BLAS
+        command.add_argument("--threads", type=positive_int, help=(
+            f"BLAS threads (default: {DEFAULT_THREADS}, unless {THREAD_VARIABLES[0]} or a similar "
+            "variable is set; more threads only slowed these small models on 2 cores)"))
     return parser
 
 
+def thread_count(args) -> int | None:
+    """The BLAS threads to use: --threads, else None when the environment chose, else the default."""
+    if args.threads is not None:
+        return args.threads
+    return None if any(os.environ.get(name) for name in THREAD_VARIABLES) else DEFAULT_THREADS
+
+
+def describe_threads(args) -> str:
+    count = thread_count(args)
+    if count is None:
+        return "BLAS threads as the environment sets them"
+    return f"{count} BLAS thread{'s' if count > 1 else ''}; --threads N to change"
+
+
 def main(argv=None) -> int:
+    from threadpoolctl import threadpool_limits
+
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with threadpool_limits(limits=thread_count(args), user_api="blas"):
+            args.run(args)
     except (CommandError, CheckpointError, ValueError, OSError) as e:
         message = " ".join(str(e).split())  # one line, however the message was written
         print(f"python -m transformer {args.command}: error: {message}", file=sys.stderr)

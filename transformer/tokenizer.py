@@ -47,6 +47,10 @@ class Tokenizer:
     pad_id, bos_id, eos_id, unk_id = PAD, BOS, EOS, UNK
     vocab_size: int
 
+    def __len__(self) -> int:
+        """The vocabulary size, specials included: ``len(tokenizer) == tokenizer.vocab_size``."""
+        return self.vocab_size
+
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Text -> ids, optionally wrapped as [BOS, ..., EOS]."""
         if not isinstance(text, str):
