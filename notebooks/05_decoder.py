@@ -66,7 +66,7 @@ def copy_with_tail(rng):
     return source, source + "".join(map(str, rng.integers(0, 10, 3)))
 
 
-COPY_WITH_TAIL = Task("copy_with_tail", copy_with_tail, "0123456789", lambda: 10 ** 9)
+COPY_WITH_TAIL = Task("copy_with_tail", copy_with_tail, "0123456789", max_sources=10 ** 9)
 
 
 def endless_batches(pairs, tokenizer, rng):

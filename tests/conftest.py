@@ -16,6 +16,11 @@ import shutil
 
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread, as the CLI uses by default: the numbers a test sees do not depend on the
+# machine's core count, and no test waits on BLAS threads spinning for a busy core.
+threadpool_limits(1)
 
 settings.register_profile(
     "ci", max_examples=25, derandomize=True, deadline=None, print_blob=True,

@@ -227,6 +227,9 @@ def load_checkpoint_for(path):
     CommandError that says how to make the missing file."""
     from transformer.interop import load_model
 
+    if Path(path).suffix == ".safetensors" and not Path(path).exists():
+        raise CommandError(f"no such file: {path}; write one with: python -m transformer export CHECKPOINT "
+                           f"--out {path}")
     if not Path(path).exists():
         from transformer.tasks import TASKS
 

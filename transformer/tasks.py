@@ -244,7 +244,7 @@ class Task:
                    upper bound that is cheap to compute); ``make_splits`` checks requests
                    against it before drawing anything
     check_source   raises ValueError, naming the problem, for a text outside what the task
-                   covers (a model would answer it with a silent guess)
+                   covers (a model would answer it with a silent guess); None accepts any text
     answer         for the digit tasks, the target of a digit string: their splits are
                    drawn length by length (see ``make_splits``)
     """
@@ -253,7 +253,7 @@ class Task:
     generate: Callable[[np.random.Generator], Pair]
     alphabet: str
     max_sources: int
-    check_source: Callable[[str], None]
+    check_source: Callable[[str], None] | None = None
     answer: Callable[[str], str] | None = None
 
 
@@ -283,7 +283,9 @@ def get_task(task: str | Task) -> Task:
 
 def check_source(task: str | Task, text: str) -> None:
     """ValueError, naming the problem, if ``text`` is outside what ``task`` covers."""
-    get_task(task).check_source(text)
+    check = get_task(task).check_source
+    if check is not None:
+        check(text)
 
 
 def tokenizer_for(task: str | Task) -> CharTokenizer:
