@@ -162,6 +162,17 @@ def test_dates_outside_the_years_covered_are_refused():
         check_source("dates", text)
 
 
+def test_dates_that_name_no_real_day_or_no_known_writing_are_refused():
+    for text in ["31 February 2026", "12/25/2026", "29/02/2026", "2026-13-01"]:
+        with pytest.raises(ValueError, match="names no real day"):
+            check_source("dates", text)
+    for text in ["tomorrow", "26  November 2026", "November 2026", "26 Novembre 2026", "2026"]:
+        with pytest.raises(ValueError, match="not written in a way the dates task knows"):
+            check_source("dates", text)
+    for text in ["29/02/1996", "THURSDAY, 26 NOVEMBER 2026", "Monday, 26 November 2026"]:  # weekdays go unchecked
+        check_source("dates", text)
+
+
 def test_other_tasks_refuse_sources_they_do_not_cover():
     for task, text in [("copy", "12345678901"), ("reverse", ""), ("sort", "12a"), ("addition", "1000+1"),
                        ("addition_plain", "01+2"), ("addition", "12")]:

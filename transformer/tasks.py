@@ -199,17 +199,55 @@ def max_date_sources() -> int:
     return n_days * sum(len({case(write_date(FIRST_DAY, f)) for case in LETTER_CASES}) for f in DATE_FORMATS)
 
 
-def check_date_source(text: str) -> None:
-    """ValueError if ``text`` writes a year outside 1950-2049, the years the task covers.
+# How each field of DATE_FORMATS is read back (case-insensitively) by check_date_source.
+_FIELD_PATTERNS = {
+    "d": r"(?P<day>\d{1,2})", "dd": r"(?P<day>\d{2})", "dth": r"(?P<day>\d{1,2})(?:st|nd|rd|th)",
+    "m": r"(?P<month>\d{1,2})", "mm": r"(?P<month>\d{2})",
+    "month": "(?P<month_name>" + "|".join(MONTHS) + ")",
+    "mon": "(?P<month_name>" + "|".join(m[:3] for m in MONTHS) + ")",
+    "yyyy": r"(?P<year>\d{4})", "yy": r"(?P<yy>\d{2})",
+    "weekday": "(?:" + "|".join(WEEKDAYS) + ")", "wkd": "(?:" + "|".join(w[:3] for w in WEEKDAYS) + ")",
+}
+_FORMAT_PATTERNS = [re.compile("".join(re.escape(literal) + (_FIELD_PATTERNS[field] if field else "")
+                                       for literal, field, _, _ in string.Formatter().parse(f)), re.IGNORECASE)
+                    for f in DATE_FORMATS]
 
-    A number of three or more digits can only be a year in DATE_FORMATS; a model asked
-    about 2126 would silently answer with some year it knows.  Two-digit years are always
-    in range (50-99 are read as 19xx, 00-49 as 20xx).
+
+def check_date_source(text: str) -> None:
+    """ValueError unless ``text`` is a real day from 1950 to 2049 written in one of
+    DATE_FORMATS (any letter case).  A model asked about 2126, 31 February or "12/25/2026"
+    (month first, which no format writes) would answer with a silent guess.  Two-digit
+    years are read as the task writes them: 50-99 as 19xx, 00-49 as 20xx.  The weekday,
+    which the model ignores, is not checked.
     """
-    for number in re.findall(r"\d+", text):
-        if len(number) >= 3 and not FIRST_DAY.year <= int(number) <= LAST_DAY.year:
-            raise ValueError(f"{text!r}: the year {number} is outside {FIRST_DAY.year}-{LAST_DAY.year}, "
-                             "the years the dates task covers")
+    readings = []  # (year, month, day) of every format the text fits
+    for pattern in _FORMAT_PATTERNS:
+        match = pattern.fullmatch(text)
+        if match:
+            fields = match.groupdict()
+            month = (int(fields["month"]) if fields.get("month") else
+                     [m[:3].lower() for m in MONTHS].index(fields["month_name"][:3].lower()) + 1)
+            if fields.get("year"):
+                year = int(fields["year"])
+            else:
+                year = (1900 if int(fields["yy"]) >= 50 else 2000) + int(fields["yy"])
+            readings.append((year, month, int(fields["day"])))
+    if not readings:
+        raise ValueError(f"{text!r} is not written in a way the dates task knows; write it like "
+                         "'26 November 2026', 'Thu, Nov 26 2026', '26/11/2026' or '2026-11-26' (day before month)")
+    real = []
+    for year, month, day in readings:
+        try:
+            real.append(datetime.date(year, month, day))
+        except ValueError:
+            continue
+    if not real:
+        year, month, day = readings[0]
+        raise ValueError(f"{text!r} names no real day (read as day {day}, month {month}, year {year}; "
+                         "the day comes before the month)")
+    if not any(FIRST_DAY <= day <= LAST_DAY for day in real):
+        raise ValueError(f"{text!r}: the year {real[0].year} is outside {FIRST_DAY.year}-{LAST_DAY.year}, "
+                         "the years the dates task covers")
 
 
 def date_alphabet() -> str:
