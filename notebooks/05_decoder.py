@@ -169,7 +169,7 @@ for name, model in (("with the mask", masked), ("without the mask", unmasked)):
 # aligned position. Chance is $1/S$.
 
 # %%
-reverse_steps = 250 if QUICK else 800
+reverse_steps = 500 if QUICK else 800
 reverse_model, _, reverse_test, reverse_losses = train_model("reverse", reverse_steps)
 reverse_scores = evaluate(reverse_model, reverse_test, tokenizer, label_smoothing=0.0)
 print(f"reverse: greedy exact match {reverse_scores['exact_match']:.1%}")
