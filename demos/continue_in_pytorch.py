@@ -86,6 +86,7 @@ def ddp_worker(rank, model_path, out_path, train_pairs, steps, batch_size, lr, p
             same = len({c.item() for c in checksums}) == 1
             print(f"  the {WORLD_SIZE} processes hold identical weights: {same}")
             export_safetensors(from_torch(module), tokenizer, out_path, names="torch")
+        dist.barrier()  # both leave together: a process tearing gloo down while its peer still talks can abort
     finally:
         dist.destroy_process_group()
 
