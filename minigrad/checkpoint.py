@@ -486,7 +486,7 @@ def _check_meta(meta, fail):
             if not all(v is None or isinstance(v, (bool, int, float)) for v in values):
                 raise fail(f"optimizer hyperparameter '{name}' is {value!r}, not a number or list of numbers")
         for i, entry in enumerate(optimizer["state"]):
-            if not isinstance(entry, dict) or not _is_int(entry.get("step"), 0, MAX_STEP):
+            if not isinstance(entry, dict) or not is_int_between(entry.get("step"), 0, MAX_STEP):
                 raise fail(f"optimizer state {i} is not {{'step': int in [0, {MAX_STEP}], ...}}")
             for name, ref in entry.items():
                 expected = f"optimizer/state/{i}/{name}"
@@ -494,15 +494,17 @@ def _check_meta(meta, fail):
                     raise fail(f"optimizer state {i} '{name}' should be {{'__array__': '{expected}'}}, got {ref!r}")
     if scheduler is not None:
         if not (isinstance(scheduler, dict) and isinstance(scheduler.get("kind"), str)
-                and _is_int(scheduler.get("step_num"), 1, MAX_STEP)):
+                and is_int_between(scheduler.get("step_num"), 1, MAX_STEP)):
             raise fail(f"the scheduler metadata is not {{'kind': str, 'step_num': int in [1, {MAX_STEP}]}}, "
-                       f"got {_abbreviated(scheduler)}")
+                       f"got {abbreviated(scheduler)}")
 
 
-def _is_int(value, lo, hi):
+def is_int_between(value, lo, hi) -> bool:
+    """A JSON integer (not a bool) from lo to hi: how stored counters and sizes are checked."""
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
-def _abbreviated(value, n=80):
+def abbreviated(value, n=80) -> str:
+    """repr(value), cut to n characters, for naming a bad stored value in a message."""
     text = repr(value)
     return text if len(text) <= n else text[:n] + "..."

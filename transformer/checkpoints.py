@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minigrad.checkpoint import MAX_STEP, CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from minigrad.checkpoint import (
+    MAX_STEP,
+    CheckpointError,
+    abbreviated,
+    is_int_between,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
 from transformer.model import Transformer, TransformerConfig
 from transformer.tokenizer import Tokenizer, tokenizer_from_dict
 
@@ -144,7 +152,7 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
     stored = config["tokenizer"]
     if not (isinstance(stored, dict) and isinstance(stored.get("type"), str)):
         raise CheckpointError(f"{path}: the stored tokenizer is not an object with a \"type\" name: "
-                              f"{_short(stored)}")
+                              f"{abbreviated(stored)}")
     try:
         tokenizer = tokenizer_from_dict(stored, source="tokenizer")
     except (ValueError, TypeError) as e:
@@ -177,7 +185,7 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
     state of a run of ``train_config`` (only its step when not ``for_resume``)."""
     problems = []
     step = extra.get("step")
-    if not _is_int(step, 0, MAX_STEP):
+    if not is_int_between(step, 0, MAX_STEP):
         return [f"'step' must be an integer in [0, {MAX_STEP}], got {step!r}"]
     if not for_resume:
         return []
@@ -188,9 +196,9 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
     data = extra.get("data")
     batches_per_epoch = -(-train_config.n_train // train_config.batch_size)
     if not isinstance(data, dict) or not {"epoch_start", "used"} <= data.keys():
-        problems.append(f"'data' must be {{'epoch_start': Generator state, 'used': int}}, got {_short(data)}")
+        problems.append(f"'data' must be {{'epoch_start': Generator state, 'used': int}}, got {abbreviated(data)}")
     else:
-        if not _is_int(data["used"], 0, batches_per_epoch):
+        if not is_int_between(data["used"], 0, batches_per_epoch):
             problems.append(f"'data.used' must be an integer in [0, {batches_per_epoch}] (the batches in an "
                             f"epoch of {train_config.n_train} examples), got {data['used']!r}")
         problems += _rng_state_problems("data.epoch_start", data["epoch_start"])
@@ -215,21 +223,12 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
 def _rng_state_problems(name, state):
     """A numpy PCG64 Generator state, checked by loading it into a scratch generator."""
     if not (isinstance(state, dict) and state.get("bit_generator") == "PCG64"):
-        return [f"'{name}' must be a PCG64 Generator state (bit_generator.state), got {_short(state)}"]
+        return [f"'{name}' must be a PCG64 Generator state (bit_generator.state), got {abbreviated(state)}"]
     try:
         np.random.PCG64().state = state
     except (TypeError, ValueError, KeyError, OverflowError) as e:
         return [f"'{name}' is not a valid PCG64 state: {e}"]
     return []
-
-
-def _is_int(value, lo, hi):
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
-def _short(value, n=80):
-    text = repr(value)
-    return text if len(text) <= n else text[:n] + "..."
 
 
 def load_trained(path) -> Trained:
