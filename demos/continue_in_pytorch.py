@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -50,7 +50,7 @@ def load_torch_model(path):
     return module, tokenizer_from_dict(json.loads(metadata["tokenizer"]))
 
 
-def ddp_worker(rank, model_path, out_path, train_pairs, steps, batch_size, lr, port, seed):
+def ddp_worker(rank, model_path, out_path, train_pairs, steps, batch_size, lr, rendezvous, seed):
     """One of the WORLD_SIZE processes: the same model, its own share of the data; DDP
     averages the gradients over the processes in backward(), so all copies stay equal."""
     import torch
@@ -59,8 +59,9 @@ def ddp_worker(rank, model_path, out_path, train_pairs, steps, batch_size, lr, p
     from torch.nn.parallel import DistributedDataParallel
 
     torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+    # The processes find each other through a file, not a TCP port picked in advance,
+    # which another program could take before the first process listens on it.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD_SIZE)
     try:
         module, tokenizer = load_torch_model(model_path)
         model = DistributedDataParallel(module.train())
@@ -89,12 +90,6 @@ def ddp_worker(rank, model_path, out_path, train_pairs, steps, batch_size, lr, p
         dist.barrier()  # both leave together: a process tearing gloo down while its peer still talks can abort
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def exact_match(outputs, pairs):
@@ -148,9 +143,10 @@ def main(argv=None):
 
     print(f"4. torch: {args.ddp_steps} steps of DistributedDataParallel on {WORLD_SIZE} CPU processes (gloo), "
           f"batch {args.batch_size} per process, Adam lr {args.lr}")
-    mp.spawn(ddp_worker, nprocs=WORLD_SIZE, args=(str(model_path), str(continued_path), splits.train,
-                                                  args.ddp_steps, args.batch_size, args.lr, free_port(),
-                                                  config.seed))
+    with tempfile.TemporaryDirectory() as rendezvous:  # a new file each run: gloo refuses a used one
+        mp.spawn(ddp_worker, nprocs=WORLD_SIZE, args=(str(model_path), str(continued_path), splits.train,
+                                                      args.ddp_steps, args.batch_size, args.lr,
+                                                      os.path.join(rendezvous, "ddp"), config.seed))
 
     back = import_safetensors(continued_path)
     stages["minigrad again"] = translate(back.model, back.tokenizer, texts)
