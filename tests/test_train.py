@@ -136,14 +136,15 @@ def test_stop_on_signal_leaves_an_ignored_sigint_ignored(sigint_ignored):
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
-def test_signal_tests_pass_when_pytest_starts_with_sigint_ignored(tmp_path):
+def test_signal_tests_pass_when_pytest_starts_with_sigint_ignored():
     # What `pytest &` in a script or `nohup pytest` does to the process.
     here = os.path.abspath(__file__)
     tests = "stop_on_signal or resume_after_interrupt"
     script = ("import signal, sys, pytest; signal.signal(signal.SIGINT, signal.SIG_IGN); "
               f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {here!r}, '-k', {tests!r}]))")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    # From the repository's root, so that the child imports this checkout, installed or not.
+    result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(here)),
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout, result.stdout
 
