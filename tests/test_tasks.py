@@ -22,7 +22,7 @@ from transformer.tasks import (
     check_source,
     copy_example,
     date_example,
-    length_shares,
+    kind_shares,
     make_batch,
     make_splits,
     max_date_sources,
@@ -85,6 +85,37 @@ def test_addition_answers_are_right_in_both_orders(seed):
         assert f"{a}+{b}" == source  # no leading zeros
         assert int(forwards) == a + b and forwards == str(a + b)
         assert backwards == forwards[::-1]
+
+
+def operand_digits(source):
+    return tuple(len(operand) for operand in source.split("+"))
+
+
+def test_addition_operand_digit_counts_are_drawn_as_documented():
+    # P(d) = d/6 for each operand, independently: one-digit sums 1/36, three-digit 1/4
+    counts = np.zeros((3, 3))
+    for source, _ in draw(addition_example, seed=0, n=36_000):
+        a, b = operand_digits(source)
+        counts[a - 1, b - 1] += 1
+    expected = 36_000 * np.outer([1, 2, 3], [1, 2, 3]) / 36
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts
+
+
+@pytest.mark.parametrize("name", ["addition", "addition_plain"])
+def test_addition_kinds_number_every_sum_once(name):
+    task = TASKS[name]
+    every = [task.nth_source(kind, i) for kind, count in task.kinds.items() for i in range(count)]
+    assert len(every) == len(set(every)) == task.max_sources == 1000 * 1000
+    for kind, count in task.kinds.items():
+        assert {operand_digits(task.nth_source(kind, i)) for i in (0, count // 3, count - 1)} == {kind}
+    assert task.nth_source((1, 1), 99) == "9+9" and task.nth_source((1, 2), 0) == "0+10"
+
+
+@pytest.mark.parametrize("name", ["copy", "reverse", "sort", "addition", "addition_plain"])
+@given(seed=seeds)
+def test_a_tasks_answer_is_the_target_it_generates(name, seed):
+    for source, target in draw(TASKS[name].generate, seed, n=50):
+        assert TASKS[name].answer(source) == target
 
 
 # ---------------------------------------------------------------------------- dates
@@ -221,8 +252,10 @@ def test_leap_days_appear():
 # ---------------------------------------------------------------------------- splits
 
 def held_out(source, name):
-    """Sources that make_splits keeps out of training: all but the digit tasks' 1- and 2-digit ones."""
-    return TASKS[name].answer is None or len(source) >= 3
+    """Sources that make_splits keeps out of training: all but 1- and 2-digit strings and one-digit sums."""
+    if TASKS[name].kinds is None:
+        return True
+    return len(source) > 3 if "+" in source else len(source) >= 3
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -232,7 +265,7 @@ def test_splits_have_the_sizes_asked_and_hold_out_what_they_promise(name):
     train = [s for s, _ in splits.train]
     held = [s for s, _ in splits.valid + splits.test if held_out(s, name)]
     assert len(set(held)) == len(held) and not set(held) & set(train)
-    if TASKS[name].answer is None:
+    if TASKS[name].kinds is None:
         assert len(set(train)) == len(train)  # no repeats at all
     expected = {"copy": lambda s: s, "reverse": lambda s: s[::-1], "sort": lambda s: "".join(sorted(s))}
     if name in expected:
@@ -253,12 +286,12 @@ def test_digit_test_split_covers_every_length_with_enough_examples(seed):
     assert len([s for s, _ in splits.train if len(s) == 1]) > 30  # repeated, not drawn once
 
 
-def test_length_shares_are_equal_and_capped_by_what_a_length_holds():
+def test_kind_shares_are_equal_and_capped_by_what_a_length_holds():
     counts = {n: 10 ** n for n in range(1, 11)}
-    assert length_shares(2000, counts) == {1: 10, 2: 100, 3: 237, 4: 237, 5: 236, 6: 236, 7: 236, 8: 236,
+    assert kind_shares(2000, counts) == {1: 10, 2: 100, 3: 237, 4: 237, 5: 236, 6: 236, 7: 236, 8: 236,
                                            9: 236, 10: 236}
-    assert length_shares(20, counts) == {n: 2 for n in range(1, 11)}
-    assert sum(length_shares(12_345, counts).values()) == 12_345 and length_shares(0, counts)[3] == 0
+    assert kind_shares(20, counts) == {n: 2 for n in range(1, 11)}
+    assert sum(kind_shares(12_345, counts).values()) == 12_345 and kind_shares(0, counts)[3] == 0
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -271,7 +304,7 @@ def test_splits_are_deterministic_for_a_seed_and_differ_across_seeds(name):
 def test_splits_are_fixed_across_machines():
     # Pinned values: a change here means every saved experiment's data changed.
     splits = make_splits("addition", 2, 1, 1, seed=0)
-    assert splits.train == [("850+636", "6841"), ("511+269", "087")]
+    assert splits == ([("16+0", "61"), ("553+645", "8911")], [("6+3", "9")], [("8+5", "31")])
     splits = make_splits("reverse", 3, 1, 1, seed=0)
     assert splits == ([("30782", "28703"), ("649415749", "947514946"), ("0", "0")], [("6", "6")], [("8", "8")])
 
@@ -284,9 +317,8 @@ def test_more_distinct_sources_than_a_task_holds_is_refused_before_drawing():
     ten = Task("ten", never_called, "0123456789", 10, check_source=lambda text: None)
     with pytest.raises(ValueError, match=r"'ten' has at most 10 distinct sources and 11 were requested"):
         make_splits(ten, 6, 3, 2, seed=0)
-    for name in ("addition", "dates"):
-        with pytest.raises(ValueError, match=f"{name}' has at most {TASKS[name].max_sources} distinct"):
-            make_splits(name, 2_000_000, 500, 1000, seed=0)
+    with pytest.raises(ValueError, match=f"'dates' has at most {TASKS['dates'].max_sources} distinct"):
+        make_splits("dates", 2_000_000, 500, 1000, seed=0)
 
 
 def test_an_upper_bound_that_is_not_reached_still_ends_with_a_clear_error():
@@ -297,7 +329,7 @@ def test_an_upper_bound_that_is_not_reached_still_ends_with_a_clear_error():
 
 
 def test_digit_splits_refuse_to_hold_out_most_strings_of_a_length():
-    with pytest.raises(ValueError, match="'sort' has 1000 strings of 3 digits .* hold out 1000 of them"):
+    with pytest.raises(ValueError, match="'sort' has 1000 sources of the kind of '000' .* hold out 1000 of them"):
         make_splits("sort", 10, 0, 10_000, seed=0)
 
 

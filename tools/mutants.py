@@ -47,6 +47,7 @@ T_GRADCHECK, T_NN, T_OPTIM = "tests/test_gradcheck.py", "tests/test_nn.py", "tes
 T_TRANSFORMER, T_FORMULAS = "tests/test_transformer.py", "tests/test_formulas.py"
 T_CONVENTIONS = "tests/test_conventions.py"
 DECODING, T_DECODING = "transformer/decoding.py", "tests/test_decoding.py"
+TASKS, T_TASKS = "transformer/tasks.py", "tests/test_tasks.py"
 
 
 def case(*names):
@@ -268,6 +269,15 @@ MUTANTS = [
     m("decoding.records_a_graph", DECODING, "with mg.no_grad():\n            yield",
       "with mg.enable_grad():\n            yield", T_DECODING),
     m("decoding.empty_source_accepted", DECODING, "    if empty.size:\n", "    if False:\n", T_DECODING),
+    # task data: the inputs a person types first must be in training and in test
+    m("tasks.operands_drawn_uniformly", TASKS, "OPERAND_DIGIT_CDF = length_cdf(OPERAND_DIGITS)",
+      "OPERAND_DIGIT_CDF = length_cdf([10, 90, 900])", T_TASKS),
+    m("tasks.addition_numbering_skips_zero", TASKS, "return range(0 if digits == 1 else",
+      "return range(1 if digits == 1 else", T_TASKS),
+    m("tasks.short_sources_held_out", TASKS, "        if count <= SHARED_MAX:  # shared", "        if False:  # shared",
+      T_TASKS),
+    m("tasks.digit_lengths_uniform", TASKS, "PROPORTIONAL_LENGTHS = length_cdf(DIGIT_LENGTHS)",
+      "PROPORTIONAL_LENGTHS = length_cdf([1] * len(DIGIT_LENGTHS))", T_TASKS),
 ]
 
 

@@ -46,8 +46,13 @@ DIGIT_LENGTHS = tuple(range(1, 11))
 
 
 def length_cdf(weights: Sequence[float]) -> tuple[float, ...]:
-    """The cumulative distribution of lengths 1..10 drawn with these relative weights."""
+    """The cumulative distribution of values drawn with these relative weights."""
     return tuple(total / sum(weights) for total in accumulate(weights))
+
+
+def draw_weighted(rng: np.random.Generator, values: Sequence, cdf: tuple[float, ...]):
+    """One of ``values``, drawn by the cumulative distribution ``cdf`` (see ``length_cdf``)."""
+    return values[bisect.bisect_right(cdf, rng.random())]
 
 
 # How the digit tasks draw a source's length.  Copy and reverse: P(L) = L/55.  Longer
@@ -66,7 +71,7 @@ def random_digits(rng: np.random.Generator, length: int | None = None,
     """A digit string (leading zeros allowed) of ``length`` digits, or of a length drawn
     from 1..10 by the cumulative distribution ``lengths``."""
     if length is None:
-        length = DIGIT_LENGTHS[bisect.bisect_right(lengths, rng.random())]
+        length = draw_weighted(rng, DIGIT_LENGTHS, lengths)
     return str(int(rng.integers(10 ** length))).zfill(length)
 
 
@@ -104,16 +109,48 @@ def count_digit_strings(min_len: int = 1, max_len: int = 10) -> int:
 
 # ---------------------------------------------------------------------------- addition
 
-def addition_example(rng: np.random.Generator, max_operand: int = 999, reverse_answer: bool = True) -> Pair:
-    """"a+b" with a, b uniform in [0, max_operand] -> the sum.
+# How addition draws an operand: its digit count d (1 to 3) first, with P(d) = d/6, then
+# a number of d digits (0-9, 10-99 or 100-999).  Drawn uniformly from 0..999, an operand
+# had one digit 1% of the time, so both had in 1 example of 10,000: 100,000 training
+# examples held about ten one-digit sums, and the model answered "9+9" with "811".  Now
+# both operands have one digit in 1 example of 36, and both three digits, the longest sums
+# with the most carries to get right, in 1 of 4.
+OPERAND_DIGITS = (1, 2, 3)
+OPERAND_DIGIT_CDF = length_cdf(OPERAND_DIGITS)
+
+
+def operands_with(digits: int) -> range:
+    """The operands of ``digits`` digits, written without leading zeros: 0-9, 10-99, 100-999."""
+    return range(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits)
+
+
+def sum_answer(source: str, reverse_answer: bool = True) -> str:
+    """"123+989" -> "2111": the sum, least-significant digit first unless ``reverse_answer``
+    is False ("1112")."""
+    a, b = source.split("+")
+    total = str(int(a) + int(b))
+    return total[::-1] if reverse_answer else total
+
+
+def addition_example(rng: np.random.Generator, reverse_answer: bool = True) -> Pair:
+    """"a+b" with a, b in 0..999, each drawn by its digit count (OPERAND_DIGITS) -> the sum.
 
     By default the sum is written least-significant digit first ("123+989" -> "2111"),
     the order in which a person adds with carries, which makes the task easier to learn
     left to right.  ``reverse_answer=False`` writes it the usual way ("1112").
     """
-    a, b = (int(x) for x in rng.integers(0, max_operand + 1, size=2))
-    total = str(a + b)
-    return f"{a}+{b}", total[::-1] if reverse_answer else total
+    a, b = (operands_with(draw_weighted(rng, OPERAND_DIGITS, OPERAND_DIGIT_CDF)) for _ in range(2))
+    source = f"{a[int(rng.integers(len(a)))]}+{b[int(rng.integers(len(b)))]}"
+    return source, sum_answer(source, reverse_answer)
+
+
+def addition_source(kind: tuple[int, int], i: int) -> str:
+    """The i-th sum of ``kind`` = (digits of a, digits of b), in order: (1, 2), 0 -> "0+10"."""
+    a, b = (operands_with(digits) for digits in kind)
+    return f"{a[i // len(b)]}+{b[i % len(b)]}"
+
+
+ADDITION_KINDS = {(a, b): len(operands_with(a)) * len(operands_with(b)) for a in OPERAND_DIGITS for b in OPERAND_DIGITS}
 
 
 # ---------------------------------------------------------------------------- dates
@@ -283,8 +320,13 @@ class Task:
                    against it before drawing anything
     check_source   raises ValueError, naming the problem, for a text outside what the task
                    covers (a model would answer it with a silent guess); None accepts any text
-    answer         for the digit tasks, the target of a digit string: their splits are
-                   drawn length by length (see ``make_splits``)
+
+    Tasks whose splits are drawn kind by kind (see ``make_splits``) also have:
+
+    answer         source -> target
+    kinds          {kind: how many sources it holds}: a digit task's kinds are the lengths
+                   1..10, addition's the digit counts of a and b, (1, 1) to (3, 3)
+    nth_source     (kind, i) -> the i-th source of that kind, for 0 <= i < kinds[kind]
     """
 
     name: str
@@ -293,19 +335,34 @@ class Task:
     max_sources: int
     check_source: Callable[[str], None] | None = None
     answer: Callable[[str], str] | None = None
+    kinds: dict | None = None
+    nth_source: Callable[[object, int], str] | None = None
+
+
+DIGIT_KINDS = {length: 10 ** length for length in DIGIT_LENGTHS}
+
+
+def digit_source(length: int, i: int) -> str:
+    """The i-th digit string of ``length`` digits: 7, 42 -> "0000042"."""
+    return str(i).zfill(length)
 
 
 def _digit_task(name: str, generate: Callable[[np.random.Generator], Pair], answer: Callable[[str], str]) -> Task:
-    return Task(name, generate, DIGITS, count_digit_strings(), check_digit_source, answer)
+    return Task(name, generate, DIGITS, count_digit_strings(), check_digit_source, answer, DIGIT_KINDS, digit_source)
+
+
+def _addition_task(name: str, reverse_answer: bool) -> Task:
+    return Task(name, partial(addition_example, reverse_answer=reverse_answer), DIGITS + "+",
+                sum(ADDITION_KINDS.values()), check_addition_source,
+                partial(sum_answer, reverse_answer=reverse_answer), ADDITION_KINDS, addition_source)
 
 
 TASKS: dict[str, Task] = {
     "copy": _digit_task("copy", copy_example, copy_answer),
     "reverse": _digit_task("reverse", reverse_example, reverse_answer),
     "sort": _digit_task("sort", sort_example, sort_answer),
-    "addition": Task("addition", addition_example, DIGITS + "+", 1000 * 1000, check_addition_source),
-    "addition_plain": Task("addition_plain", partial(addition_example, reverse_answer=False),
-                           DIGITS + "+", 1000 * 1000, check_addition_source),
+    "addition": _addition_task("addition", reverse_answer=True),
+    "addition_plain": _addition_task("addition_plain", reverse_answer=False),
     "dates": Task("dates", date_example, date_alphabet(), max_date_sources(), check_date_source),
 }
 
@@ -341,9 +398,10 @@ class Splits(NamedTuple):
     test: list[Pair]
 
 
-# A length with at most this many digit strings (1 and 2 digits: 10 and 100) is shared:
-# its strings are trained on and tested on.  Holding some of them out would leave inputs
-# a user types and the model never sees, and the rest would be too few to measure with.
+# A kind with at most this many sources (1 and 2 digits: 10 and 100 strings; one-digit
+# sums: 100) is shared: its sources are trained on and tested on.  Holding some of them
+# out would leave inputs a user types and the model never sees, and the rest would be too
+# few to measure with.
 SHARED_MAX = 100
 
 
@@ -352,19 +410,21 @@ def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed:
 
     Two designs, both drawn from ``np.random.default_rng(seed)``:
 
-    - Digit tasks (copy, reverse, sort): what matters is that every length 1..10 is
-      right, so the held-out splits are drawn length by length and the training set
-      draws the length first (P(L) = L/55, for sort 1/10: see PROPORTIONAL_LENGTHS)
-      with repeats allowed: the 10 one-digit strings come up hundreds of times.  Valid
-      and test give each length an equal share of their size (a length with fewer
-      strings than its share gives all of them, and the rest is shared among longer
-      lengths), so a test split of 2,000 holds all 10 one- and 100 two-digit strings and
-      ~236 of every longer length.  Lengths of 3 digits and more are held out: their
-      valid and test sources are distinct and never in training.  Lengths 1 and 2 are
-      shared (SHARED_MAX): valid and test contain strings that training contains too,
-      so there they measure what the model learned, not how it generalizes.
-    - Other tasks (addition, dates), whose short sources are rare: every source is drawn
-      once at most, so no source is in two splits or twice in one.
+    - Tasks with kinds (copy, reverse and sort, whose kinds are the lengths 1..10;
+      addition, whose kinds are the digit counts of a and b): what matters is that every
+      kind is right, the short ones a person types first among them, so the held-out
+      splits are drawn kind by kind and the training set draws the kind first (P(L) =
+      L/55, for sort 1/10: see PROPORTIONAL_LENGTHS; for addition OPERAND_DIGITS), with
+      repeats allowed: the 10 one-digit strings come up hundreds of times.  Valid and
+      test give each kind an equal share of their size (a kind with fewer sources than its
+      share gives all of them, and the rest is shared among the others), so a digit test
+      split of 2,000 holds all 10 one- and 100 two-digit strings and ~236 of every longer
+      length.  Kinds of more than SHARED_MAX sources are held out: their valid and test
+      sources are distinct and never in training.  The smaller kinds are shared: valid
+      and test contain sources that training contains too, so there they measure what the
+      model learned, not how it generalizes.
+    - Dates, whose writings are all about as long: every source is drawn once at most,
+      so no source is in two splits or twice in one.
 
     Raises ValueError at once when more distinct sources are asked than the task holds.
     """
@@ -373,8 +433,8 @@ def make_splits(task: str | Task, n_train: int, n_valid: int, n_test: int, seed:
     if any(n < 0 for n in sizes.values()):
         raise ValueError(f"make_splits: sizes must be >= 0, got {sizes}")
     rng = np.random.default_rng(seed)
-    if task.answer is not None:
-        return _digit_splits(task, n_train, n_valid, n_test, rng)
+    if task.kinds is not None:
+        return _splits_by_kind(task, n_train, n_valid, n_test, rng)
     return _distinct_splits(task, sizes, rng)
 
 
@@ -400,50 +460,52 @@ def _distinct_splits(task: Task, sizes: dict[str, int], rng: np.random.Generator
     return Splits(drawn[:n_train], drawn[n_train:n_train + n_valid], drawn[n_train + n_valid:])
 
 
-def length_shares(n: int, counts: dict[int, int]) -> dict[int, int]:
-    """Split ``n`` examples equally among lengths holding ``counts[L]`` strings each: the
-    lengths with fewest strings first, each taking its equal share of what is left or all
-    its strings if fewer.  (10 strings, 100, then plenty: 2000 -> 10, 100, 237, 237, ...)"""
+def kind_shares(n: int, counts: dict) -> dict:
+    """Split ``n`` examples equally among kinds holding ``counts[kind]`` sources each: the
+    kinds with fewest sources first, each taking its equal share of what is left or all
+    its sources if fewer.  (Lengths of 10 strings, 100, then plenty: 2000 -> 10, 100, 237,
+    237, ...)"""
     shares, left = {}, n
     by_count = sorted(counts, key=counts.get)
-    for i, length in enumerate(by_count):
-        shares[length] = min(counts[length], -(-left // (len(by_count) - i)))  # ceil
-        left -= shares[length]
-    return dict(sorted(shares.items()))
+    for i, kind in enumerate(by_count):
+        shares[kind] = min(counts[kind], -(-left // (len(by_count) - i)))  # ceil
+        left -= shares[kind]
+    return {kind: shares[kind] for kind in counts}
 
 
-def _digit_splits(task: Task, n_train: int, n_valid: int, n_test: int, rng: np.random.Generator) -> Splits:
-    """The digit tasks' splits (see ``make_splits``): test, then valid, then train."""
-    counts = {length: 10 ** length for length in DIGIT_LENGTHS}
-    test_shares, valid_shares = length_shares(n_test, counts), length_shares(n_valid, counts)
-    for length, count in counts.items():
-        held = test_shares[length] + valid_shares[length]
-        if count > SHARED_MAX and held > count // 2:  # training must keep most strings of every length
+def _splits_by_kind(task: Task, n_train: int, n_valid: int, n_test: int, rng: np.random.Generator) -> Splits:
+    """The splits of a task with kinds (see ``make_splits``): test, then valid, then train."""
+    counts = task.kinds
+    test_shares, valid_shares = kind_shares(n_test, counts), kind_shares(n_valid, counts)
+    for kind, count in counts.items():
+        held = test_shares[kind] + valid_shares[kind]
+        if count > SHARED_MAX and held > count // 2:  # training must keep most sources of every kind
             raise ValueError(
-                f"make_splits: task {task.name!r} has {count} strings of {length} digits and n_valid={n_valid}, "
+                f"make_splits: task {task.name!r} has {count} sources of the kind of {task.nth_source(kind, 0)!r} "
+                f"and n_valid={n_valid}, "
                 f"n_test={n_test} would hold out {held} of them, more than half; ask for fewer")
     test, valid, held_out = [], [], set()
-    for length, count in counts.items():
+    for kind, count in counts.items():
         if count <= SHARED_MAX:  # shared: test and valid each draw their own
-            test += _distinct_digit_strings(rng, length, test_shares[length])
-            valid += _distinct_digit_strings(rng, length, valid_shares[length])
+            test += _distinct_sources(task, kind, test_shares[kind], rng)
+            valid += _distinct_sources(task, kind, valid_shares[kind], rng)
         else:  # held out: one draw, so test and valid do not overlap
-            drawn = _distinct_digit_strings(rng, length, test_shares[length] + valid_shares[length])
-            test += drawn[:test_shares[length]]
-            valid += drawn[test_shares[length]:]
+            drawn = _distinct_sources(task, kind, test_shares[kind] + valid_shares[kind], rng)
+            test += drawn[:test_shares[kind]]
+            valid += drawn[test_shares[kind]:]
             held_out.update(drawn)
     train = []
     while len(train) < n_train:
-        digits, _ = task.generate(rng)
-        if digits not in held_out:
-            train.append(digits)
+        source, _ = task.generate(rng)
+        if source not in held_out:
+            train.append(source)
     shuffled = [[sources[i] for i in rng.permutation(len(sources))] for sources in (train, valid, test)]
     return Splits(*([(s, task.answer(s)) for s in sources] for sources in shuffled))
 
 
-def _distinct_digit_strings(rng: np.random.Generator, length: int, n: int) -> list[str]:
-    """``n`` distinct random digit strings of ``length`` digits."""
-    return [str(number).zfill(length) for number in rng.choice(10 ** length, size=n, replace=False)]
+def _distinct_sources(task: Task, kind, n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` distinct random sources of one kind."""
+    return [task.nth_source(kind, int(i)) for i in rng.choice(task.kinds[kind], size=n, replace=False)]
 
 
 # ---------------------------------------------------------------------------- batches
