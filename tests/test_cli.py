@@ -54,6 +54,7 @@ def test_train_command_prints_examples_and_the_exact_match(tmp_path, capsys):
     assert status == 0, err
     assert "examples from the test split" in out and "exact match on 2000 test examples" in out
     assert "exact match by source length" in out and "worst: length" in out
+    assert "typed inputs ('0', '00', '000', ...; copy's typed_inputs): " in out and " of 300 right" in out
     assert out.count(" → ") >= 10
     assert (tmp_path / "checkpoint.npz").exists() and (tmp_path / "training.png").exists()
 

@@ -28,6 +28,7 @@ from transformer.tasks import (
     max_date_sources,
     ordinal,
     random_digits,
+    repeated_digit_inputs,
     reverse_example,
     sort_example,
     tokenizer_for,
@@ -68,6 +69,26 @@ def test_digit_lengths_are_drawn_as_documented(generate, weights):
     counts = np.bincount([len(s) for s, _ in draw(generate, seed=0, n=55_000)], minlength=11)[1:]
     expected = 55_000 * np.array(weights) / sum(weights)
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts
+
+
+def test_one_digit_string_in_five_uses_at_most_three_distinct_digits():
+    # Uniform 10-digit strings almost never do (about 7 in 10,000): nearly all such strings
+    # come from the FEW_DIGITS_SHARE draw, with 1, 2 or 3 distinct digits equally often.
+    rng = np.random.default_rng(0)
+    strings = [random_digits(rng, length=10) for _ in range(20_000)]
+    distinct = np.bincount([len(set(s)) for s in strings], minlength=11)
+    few = distinct[1:4].sum()
+    assert abs(few - 4000) < 5 * np.sqrt(4000 * 0.8), distinct
+    assert distinct[1] > 1000 and distinct[2] > 1000  # runs and two-digit strings are both common
+
+
+def test_repeated_digit_inputs_hold_every_run_and_fixed_few_digit_strings():
+    inputs = repeated_digit_inputs()
+    assert inputs[:100] == [d * n for d in "0123456789" for n in range(1, 11)]
+    assert len(inputs) == 300 and inputs == repeated_digit_inputs()
+    assert all(2 <= len(set(s)) <= 3 and 3 <= len(s) <= 10 for s in inputs[100:] if len(set(s)) > 1)
+    assert sum(len(set(s)) == 3 for s in inputs[100:]) > 50
+    assert all(TASKS[name].typed_inputs is repeated_digit_inputs for name in ("copy", "reverse", "sort"))
 
 
 def test_random_digits_of_a_given_length():
@@ -306,7 +327,8 @@ def test_splits_are_fixed_across_machines():
     splits = make_splits("addition", 2, 1, 1, seed=0)
     assert splits == ([("16+0", "61"), ("553+645", "8911")], [("6+3", "9")], [("8+5", "31")])
     splits = make_splits("reverse", 3, 1, 1, seed=0)
-    assert splits == ([("30782", "28703"), ("649415749", "947514946"), ("0", "0")], [("6", "6")], [("8", "8")])
+    assert splits == ([("00000", "00000"), ("606635775", "577536606"), ("503626972", "279626305")],
+                      [("6", "6")], [("8", "8")])
 
 
 def never_called(rng):

@@ -13,8 +13,8 @@ import transformer.train as train_module
 from minigrad.checkpoint import load_checkpoint
 from transformer import evaluation
 from transformer.checkpoints import load_trained, read_run_config
-from transformer.evaluation import exact_matches, format_by_length
-from transformer.tasks import make_splits, tokenizer_for
+from transformer.evaluation import exact_matches, format_by_length, score_typed_inputs
+from transformer.tasks import TASKS, make_splits, tokenizer_for
 from transformer.tokenizer import EOS, PAD
 from transformer.train import (
     TASK_DEFAULTS,
@@ -66,6 +66,8 @@ def test_copy_reaches_the_target_at_every_length_within_its_step_budget(tmp_path
     assert list(by_length) == [str(n) for n in range(1, 11)]
     assert by_length["1"]["examples"] == 10 and by_length["2"]["examples"] == 100
     assert all(bucket["exact_match"] >= 0.99 for bucket in by_length.values()), by_length
+    # and what a person types first: "7", "1111", "0000000000", "1211", ...
+    assert "300 of 300 right" in score_typed_inputs(run.model, run.tokenizer, TASKS["copy"])
     assert (tmp_path / "training.png").read_bytes().startswith(b"\x89PNG")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["split"] == "test" and records[-1]["by_length"] == by_length
@@ -206,6 +208,20 @@ def test_format_by_length_names_every_length_the_mean_and_the_worst():
     lines = format_by_length(result).splitlines()
     assert [line.split() for line in lines[1:3]] == [["1", "10", "100.0%"], ["2", "20", "85.0%"]]
     assert lines[3].split() == ["all", "30", "90.0%", "worst:", "length", "2,", "85.0%"]
+
+
+def test_typed_inputs_are_scored_against_the_tasks_answer(monkeypatch):
+    # A stand-in decoder that drops one digit of every run of four or more: "1111" -> "111".
+    def shortens_long_runs(model, tokenizer, sources):
+        return [s[:-1] if len(s) >= 4 and len(set(s)) == 1 else s[::-1] for s in sources]
+
+    monkeypatch.setattr(evaluation, "translate", shortens_long_runs)
+    line = score_typed_inputs(None, None, TASKS["reverse"], shown=2)
+    long_runs = sum(len(s) >= 4 and len(set(s)) == 1 for s in TASKS["reverse"].typed_inputs())
+    assert long_runs >= 70  # 7 lengths x 10 digits, and the few-digit strings that happen to be runs
+    assert f"'0', '00', '000', ...; reverse's typed_inputs): {300 - long_runs} of 300 right" in line
+    assert line.endswith("wrong: '0000' → '000', '00000' → '0000', ...")
+    assert score_typed_inputs(None, None, TASKS["dates"]) is None
 
 
 def test_train_config_rejects_bad_settings():

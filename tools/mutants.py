@@ -276,6 +276,9 @@ MUTANTS = [
       "return range(1 if digits == 1 else", T_TASKS),
     m("tasks.short_sources_held_out", TASKS, "        if count <= SHARED_MAX:  # shared", "        if False:  # shared",
       T_TASKS),
+    m("tasks.no_few_digit_strings", TASKS, "FEW_DIGITS_SHARE = 0.2", "FEW_DIGITS_SHARE = 0.0", T_TASKS),
+    m("evaluation.typed_inputs_scored_as_copies", "transformer/evaluation.py", "if output != task.answer(source)]",
+      "if output != source]", "tests/test_train.py::test_typed_inputs_are_scored_against_the_tasks_answer"),
     m("tasks.digit_lengths_uniform", TASKS, "PROPORTIONAL_LENGTHS = length_cdf(DIGIT_LENGTHS)",
       "PROPORTIONAL_LENGTHS = length_cdf([1] * len(DIGIT_LENGTHS))", T_TASKS),
 ]

@@ -120,7 +120,8 @@ class OutputThatMayClose:
 
 def train_and_show(args, given):
     from transformer.decoding import translate
-    from transformer.evaluation import format_by_length
+    from transformer.evaluation import format_by_length, score_typed_inputs
+    from transformer.tasks import get_task
     from transformer.train import TrainConfig, train
 
     if args.resume:
@@ -153,6 +154,9 @@ def train_and_show(args, given):
     print(f"\nexact match on {run.test['examples']} test examples: {run.test['exact_match']:.1%} "
           f"(token accuracy {run.test['token_accuracy']:.1%}) after {run.step} steps, {run.seconds:.0f} s")
     print(f"\nexact match by source length:\n{format_by_length(run.test)}")
+    typed = score_typed_inputs(run.model, run.tokenizer, get_task(config.task))
+    if typed:
+        print(typed)
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
@@ -200,8 +204,8 @@ def add_train_parser(commands):
 # ---------------------------------------------------------------------------- evaluate
 
 def run_evaluate(args):
-    from transformer.evaluation import evaluate, format_by_length
-    from transformer.tasks import make_splits
+    from transformer.evaluation import evaluate, format_by_length, score_typed_inputs
+    from transformer.tasks import get_task, make_splits
     from transformer.train import TrainConfig
 
     trained = load_checkpoint_for(args.checkpoint)
@@ -210,12 +214,16 @@ def run_evaluate(args):
     result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
     print(f"{config.task} model of {args.checkpoint} after {trained.step} steps, greedy exact match "
           f"on its test split (seed {config.seed}) by source length:\n{format_by_length(result)}")
+    typed = score_typed_inputs(trained.model, trained.tokenizer, get_task(config.task))
+    if typed:
+        print(typed)
 
 
 def add_evaluate_parser(commands):
     p = commands.add_parser("evaluate", help="exact match per input length", description=(
         "Rebuild a trained model's held-out test split from its settings and print greedy exact "
-        "match for each source length, over all lengths, and the worst length."))
+        "match for each source length, over all lengths, and the worst length; for the digit tasks "
+        "also on inputs a person types that random test strings seldom are ('7', '1111', '0101')."))
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.set_defaults(run=run_evaluate)
 

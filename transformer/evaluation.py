@@ -9,6 +9,9 @@
     by_length       exact match per source length: {"3": {"examples": 237, "exact_match": 1.0}, ...}
                     (JSON keys are strings), since a mean over lengths can hide a length
                     the model never gets right
+
+``score_typed_inputs`` scores a task's ``typed_inputs`` apart: inputs a person types
+first ("7", "1111") that a random test split seldom holds.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 
 import minigrad as mg
-from transformer.decoding import greedy_decode
+from transformer.decoding import greedy_decode, translate
 from transformer.loss import sequence_loss
-from transformer.tasks import Batch, Pair, batches
+from transformer.tasks import Batch, Pair, Task, batches
 from transformer.tokenizer import PAD, Tokenizer
 
 
@@ -99,3 +102,16 @@ def format_by_length(result: dict) -> str:
         length, exact = worst_length(result)
         lines[-1] += f"   worst: length {length}, {exact:.1%}"
     return "\n".join(lines)
+
+
+def score_typed_inputs(model, tokenizer: Tokenizer, task: Task, shown: int = 5) -> str | None:
+    """One line: how many of the task's ``typed_inputs`` the model gets exactly right
+    (greedy), and the first ``shown`` it gets wrong; None for a task without such a list."""
+    if task.typed_inputs is None:
+        return None
+    sources = task.typed_inputs()
+    outputs = translate(model, tokenizer, sources)
+    wrong = [f"{source!r} → {output!r}" for source, output in zip(sources, outputs) if output != task.answer(source)]
+    line = (f"typed inputs ({', '.join(map(repr, sources[:3]))}, ...; {task.name}'s typed_inputs): "
+            f"{len(sources) - len(wrong)} of {len(sources)} right")
+    return line + (f"; wrong: {', '.join(wrong[:shown])}" + (", ..." if len(wrong) > shown else "") if wrong else "")
