@@ -114,4 +114,6 @@ def score_typed_inputs(model, tokenizer: Tokenizer, task: Task, shown: int = 5) 
     wrong = [f"{source!r} → {output!r}" for source, output in zip(sources, outputs) if output != task.answer(source)]
     line = (f"typed inputs ({', '.join(map(repr, sources[:3]))}, ...; {task.name}'s typed_inputs): "
             f"{len(sources) - len(wrong)} of {len(sources)} right")
-    return line + (f"; wrong: {', '.join(wrong[:shown])}" + (", ..." if len(wrong) > shown else "") if wrong else "")
+    if wrong:
+        line += "; wrong: " + ", ".join(wrong[:shown]) + (", ..." if len(wrong) > shown else "")
+    return line
