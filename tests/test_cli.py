@@ -315,9 +315,12 @@ CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
 def start_training(out, *argv, script=None, **popen):
     """A `python -m transformer train` process (micro copy) writing into ``out``; ``script``
-    runs first in the child (to plant a fault) and then hands over to the CLI."""
+    runs first in the child (to plant a fault) and then hands over to the CLI.  The child
+    handles SIGINT and SIGHUP as a process started from a terminal does, even when pytest
+    runs with them ignored (``nohup pytest &``)."""
     args = [*MICRO_COPY, "--out", str(out), *argv]
-    prelude = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + (script or "")
+    prelude = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "if hasattr(signal, 'SIGHUP'): signal.signal(signal.SIGHUP, signal.SIG_DFL)\n" + (script or ""))
     code = prelude + "\nimport sys\nfrom transformer.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, *args], env=CHILD_ENV, text=True,
                             **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen})

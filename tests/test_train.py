@@ -42,6 +42,15 @@ def sigint_handled():
 
 
 @pytest.fixture
+def sighup_handled():
+    """SIGHUP's default disposition for the test, whatever pytest started with (``nohup``
+    ignores it, and StopOnSignal leaves an ignored SIGHUP ignored)."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, before)
+
+
+@pytest.fixture
 def sigint_ignored():
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     yield
@@ -138,17 +147,21 @@ def test_stop_on_signal_leaves_an_ignored_sigint_ignored(sigint_ignored):
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
-def test_signal_tests_pass_when_pytest_starts_with_sigint_ignored():
-    # What `pytest &` in a script or `nohup pytest` does to the process.
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_signal_tests_pass_when_pytest_starts_with_sigint_and_sighup_ignored():
+    # What `nohup pytest &` does to the process: a background job of a script ignores
+    # SIGINT, nohup ignores SIGHUP, and both stay ignored in every process pytest starts.
     here = os.path.abspath(__file__)
-    tests = "stop_on_signal or resume_after_interrupt"
+    cli_tests = os.path.join(os.path.dirname(here), "test_cli.py")
+    tests = "(stop_on_signal or resume_after_interrupt or sighup or hang_up) and not pytest_starts"
     script = ("import signal, sys, pytest; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-              f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {here!r}, '-k', {tests!r}]))")
+              "signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+              f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {here!r}, {cli_tests!r}, '-k', {tests!r}]))")
     # From the repository's root, so that the child imports this checkout, installed or not.
     result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(here)),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout, result.stdout
+    assert "7 passed" in result.stdout, result.stdout
 
 
 def test_batch_stream_resumes_from_its_state():
@@ -428,7 +441,7 @@ def test_a_run_resumes_over_a_torn_metrics_file(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
-def test_sighup_saves_like_sigterm(tmp_path):
+def test_sighup_saves_like_sigterm(tmp_path, sighup_handled):
     run = train(small_config(tmp_path, "run"), progress=False,
                 on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGHUP))
     assert (run.stopped_by, run.step) == ("SIGHUP", 3)
