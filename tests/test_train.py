@@ -157,11 +157,17 @@ def test_signal_tests_pass_when_pytest_starts_with_sigint_and_sighup_ignored():
     script = ("import signal, sys, pytest; signal.signal(signal.SIGINT, signal.SIG_IGN); "
               "signal.signal(signal.SIGHUP, signal.SIG_IGN); "
               f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {here!r}, {cli_tests!r}, '-k', {tests!r}]))")
-    # From the repository's root, so that the child imports this checkout, installed or not.
-    result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(here)),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "7 passed" in result.stdout, result.stdout
+    # From the repository's root, so that the child imports this checkout, installed or not;
+    # in a session of its own, so that a timeout also ends the trainings it started.
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(here)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
+    assert child.returncode == 0, out + err
+    assert "7 passed" in out, out
 
 
 def test_batch_stream_resumes_from_its_state():
