@@ -66,6 +66,11 @@ class Tokenizer:
         """The vocabulary size, specials included: ``len(tokenizer) == tokenizer.vocab_size``."""
         return self.vocab_size
 
+    def split(self, text: str) -> list[str]:
+        """The units ``text`` is read and scored in: its characters (a SymbolTokenizer's
+        symbols)."""
+        return list(text)
+
     @property
     def source(self) -> Tokenizer:
         """The tokenizer of the source side: a lone tokenizer serves both sides."""
@@ -204,10 +209,6 @@ class CharTokenizer(Tokenizer):
     def units(self) -> list[str]:
         """What the vocabulary knows: its characters, in id order."""
         return list(self.chars)
-
-    def split(self, text: str) -> list[str]:
-        """The units ``encode`` reads: the characters of ``text``."""
-        return list(text)
 
     def unknown(self, text: str) -> list[str]:
         """The distinct characters of ``text`` missing from the vocabulary, in order of appearance."""
