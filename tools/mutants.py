@@ -48,6 +48,8 @@ T_TRANSFORMER, T_FORMULAS = "tests/test_transformer.py", "tests/test_formulas.py
 T_CONVENTIONS = "tests/test_conventions.py"
 DECODING, T_DECODING = "transformer/decoding.py", "tests/test_decoding.py"
 TASKS, T_TASKS = "transformer/tasks.py", "tests/test_tasks.py"
+TOKENIZER, T_TOKENIZER = "transformer/tokenizer.py", "tests/test_tokenizer.py"
+T_SCORING, T_SIDES = "tests/test_scoring.py", "tests/test_two_vocabularies.py"
 
 
 def case(*names):
@@ -339,6 +341,59 @@ MUTANTS = [
     m("datasets.missing_package_chained", "transformer/datasets.py",
       'f"pip install -e \\".[{info.extra}]\\"") from None', 'f"pip install -e \\".[{info.extra}]\\"")',
       "tests/test_datasets.py"),
+    # ---- tokenizers and scoring
+    m("scoring.substitution_costs_two", "transformer/scoring.py", "previous[j - 1] + (x != y)",
+      "previous[j - 1] + 2 * (x != y)", T_SCORING),
+    m("scoring.first_column_zero", "transformer/scoring.py", "        current = [i]\n", "        current = [0]\n",
+      T_SCORING),
+    m("scoring.only_the_first_reference", "transformer/scoring.py",
+      "closest_reference(split(prediction), ref_tokens)", "closest_reference(split(prediction), ref_tokens[:1])",
+      T_SCORING),
+    m("scoring.closest_is_the_first", "transformer/scoring.py", "distance, _, index = min(distances)",
+      "distance, _, index = distances[0]", T_SCORING),
+    m("scoring.ties_go_to_the_longer", "transformer/scoring.py", "(edit_distance(prediction, ref), len(ref), i)",
+      "(edit_distance(prediction, ref), -len(ref), i)", T_SCORING),
+    m("scoring.divides_by_prediction_length", "transformer/scoring.py",
+      "example = (distance, len(ref_tokens[closest]))", "example = (distance, len(split(prediction)))", T_SCORING),
+    m("scoring.mean_of_word_rates", "transformer/scoring.py",
+      "        self.errors += distance\n        self.reference_tokens += reference_length",
+      "        self.errors += distance / reference_length\n        self.reference_tokens += 1", T_SCORING),
+    m("scoring.one_wrong_token_is_right", "transformer/scoring.py", "self.wrong += distance > 0",
+      "self.wrong += distance > 1", T_SCORING),
+    m("scoring.bucket_by_target_length", "transformer/scoring.py",
+      "by_length.setdefault(len(source_split(sources[i])), _Counts())",
+      "by_length.setdefault(len(ref_tokens[closest]), _Counts())", T_SCORING),
+    m("scoring.sources_not_sorted_by_length", "transformer/scoring.py",
+      "unique = sorted(set(sources), key=lambda s: (len(source_tokenizer.encode(s)), s))",
+      "unique = list(dict.fromkeys(sources))", T_SCORING),
+    m("sides.symbols_decoded_without_spaces", TOKENIZER,
+      'return " ".join(self.symbols[i - NUM_SPECIAL] for i in ids)',
+      'return "".join(self.symbols[i - NUM_SPECIAL] for i in ids)', T_TOKENIZER),
+    m("sides.symbol_runs_joined_without_spaces", TOKENIZER, '    separator = " "\n', '    separator = ""\n',
+      T_TOKENIZER),
+    m("sides.pairs_nest", TOKENIZER, '_plain_tokenizer_from_dict(data[side], f"{source}: {side} side")',
+      'tokenizer_from_dict(data[side], f"{source}: {side} side")', T_TOKENIZER),
+    m("sides.auto_without_the_letter_rule", TOKENIZER,
+      "            and all(any(c.isalpha() for c in unit) for unit in distinct)\n", "", T_TOKENIZER),
+    m("sides.auto_for_single_words", TOKENIZER, "return (any(len(u) >= 2 for u in units)",
+      "return (any(len(u) >= 1 for u in units)", T_TOKENIZER),
+    m("sides.pair_sides_swapped", TASKS, "sources = [tokenizer.source.encode(s) for s, _ in pairs]",
+      "sources = [tokenizer.target.encode(s) for s, _ in pairs]", T_SIDES),
+    m("sides.output_decoded_by_the_source", DECODING, "[tokenizer.target.decode(_until_eos(row))",
+      "[tokenizer.source.decode(_until_eos(row))", T_SIDES),
+    m("sides.source_vocab_checked_against_target", "transformer/checkpoints.py",
+      "sizes = (tokenizer.source.vocab_size, tokenizer.target.vocab_size)",
+      "sizes = (tokenizer.target.vocab_size, tokenizer.target.vocab_size)", T_SIDES),
+    m("sides.source_checked_with_the_target_size", "transformer/interop.py",
+      '("source", tokenizer.source.vocab_size, config.src_vocab_size)',
+      '("source", tokenizer.target.vocab_size, config.src_vocab_size)', T_SIDES),
+    m("sides.source_labels_by_the_target", "transformer/inspection.py",
+      "source = token_labels(tokenizer.source, src[0])", "source = token_labels(tokenizer.target, src[0])", T_SIDES),
+    m("sides.model_vocabularies_swapped", "transformer/train.py",
+      "TransformerConfig.tiny(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)",
+      "TransformerConfig.tiny(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
+    m("sides.unknown_units_of_the_target", "transformer/cli.py", "    source = tokenizer.source\n",
+      "    source = tokenizer.target\n", T_SIDES),
 ]
 
 
