@@ -40,7 +40,7 @@ def test_committed_notebook_matches_its_source(source):
 
 # --------------------------------------------------------------------------- exercises
 
-sys.path.insert(0, str(NOTEBOOKS))
+sys.path.append(str(NOTEBOOKS))  # appended: notebooks/ must not shadow installed packages for other tests
 exercises = importlib.import_module("exercises")
 solutions = {name: importlib.import_module(f"solutions.{name}")
              for name in ("engine", "autograd", "positions", "attention", "heads", "layer_norm", "decoder", "loss")}
