@@ -160,9 +160,22 @@ plt.show()
 
 # %%
 print(backward_steps)
-forward_order = ["mul", "sum", "add", "tanh"]  # the order the neuron's ops were recorded
-backward_order = [step.op for step in backward_steps]
-print("\nforward :", forward_order, "\nbackward:", backward_order)
+
+
+def recorded_nodes(root):
+    """Every Node of the graph that made ``root`` (kept by retain_graph), in recording order."""
+    found, stack = {}, [root]
+    while stack:
+        t = stack.pop()
+        if t._node is not None and id(t._node) not in found:
+            found[id(t._node)] = t._node
+            stack.extend(t._node.inputs)
+    return sorted(found.values(), key=lambda node: node.seq)
+
+
+forward_order = [node.op for node in recorded_nodes(out)]  # read from the graph, by Node.seq
+backward_order = [step.op for step in backward_steps]      # read from the trace of backward
+print("\nforward (recorded):", forward_order, "\nbackward (ran)    :", backward_order)
 
 # %% [markdown]
 # The same graph as a picture (`minigrad.viz.to_dot`, which needs Graphviz's `dot`):
@@ -249,8 +262,8 @@ plt.show()
 # %% [markdown]
 # ### Try it yourself
 #
-# Break a rule of your own: change the lambda in `my_rule` below (drop the `2`, flip a
-# sign, return `g * x` instead of `g * x * 2`...) and run the cell. `gradcheck` prints
+# Break a rule of your own: change the lambda in `my_square` below (drop the `2`, flip a
+# sign, return `g * t` instead of `g * t * 2`...) and run the cell. `gradcheck` prints
 # what it caught instead of stopping the notebook.
 
 # %%
@@ -290,3 +303,41 @@ assert max(rule_errors.values()) < 1e-6
 assert backward_order == forward_order[::-1]
 assert right_rule_passes and broken_rule_caught
 assert broken_final > 2 * right_final
+
+# %% [markdown]
+# ## Exercises
+#
+# Fill in each function below and run the cell after it: the check says "passed", or
+# names what is wrong (the element, the axis). A check whose function still raises
+# `NotImplementedError` only says "not done yet". Solutions: `solutions/autograd.py`.
+#
+# **1 · The VJP of sigmoid.** $\sigma(x) = 1/(1 + e^{-x})$. Write its rule the way
+# `record` calls it: given the output's gradient `g` and the output `out` (both
+# Tensors), return the input's gradient as a Tensor. The check makes it the rule of a
+# new op and runs `gradcheck` on it.
+
+# %%
+import exercises  # the checks, in notebooks/exercises.py
+
+
+def sigmoid_rule(g, out):
+    """x̄ from ḡ and out = σ(x)."""
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_sigmoid_rule, sigmoid_rule)
+
+# %% [markdown]
+# **2 · Undo broadcasting.** When `a` of shape (3, 1) is added to `b` of shape (2, 3, 4),
+# `a` is used 2·4 times per element, so its gradient is the sum of the output gradient
+# over the axes broadcasting created or stretched. Write `unbroadcast(grad, shape)` with
+# numpy (`grad` is an array, `shape` the input's shape); the check compares it with the
+# engine's `mg.sum_to` on five cases.
+
+# %%
+def unbroadcast(grad, shape):
+    """Sum ``grad`` back to ``shape``."""
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_unbroadcast, unbroadcast)

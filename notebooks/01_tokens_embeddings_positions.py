@@ -45,42 +45,63 @@ print(char_ids)
 # Byte-pair encoding starts from the 256 byte values and repeatedly merges the most
 # frequent neighbouring pair into a new token. We train it (`BPETokenizer.train`) on a
 # small corpus: the sentences of the coreference task used in the next notebook
-# ("the dog didn't chase the cat because it was too tired", ...), a few thousand
-# sentences in all.
+# ("the dog didn't chase the cat because it was too tired", ...). A tokenizer is used on
+# text it was not trained on, so we hold text out: every sentence that mentions "animal"
+# or "street" is kept out of training, and we measure on those sentences and on the
+# seed's sentence, whose words "animal", "street" and "The" the tokenizer never saw.
 
 # %%
 from coreference import sentences  # the next notebook's task, in notebooks/coreference.py
 
-corpus = [" ".join(words) for words, *_ in sentences()]
-corpus = corpus[:: 4 if QUICK else 1]
+from transformer.tokenizer import split_into_chunks
+
+HELD_OUT_WORDS = {"animal", "street"}
+all_sentences = [words for words, *_ in sentences()]
+seen = [" ".join(w) for w in all_sentences if not HELD_OUT_WORDS & set(w)]
+unseen = [" ".join(w) for w in all_sentences if HELD_OUT_WORDS & set(w)]
+corpus = seen[:: 4 if QUICK else 1]
 vocab_size = 400
 bpe = BPETokenizer.train(corpus, vocab_size=vocab_size)
-print(f"corpus: {len(corpus)} sentences; learned {len(bpe.merges)} merges")
+chunks = {c for text in corpus for c in split_into_chunks(text)}
+print(f"training corpus: {len(corpus)} sentences, {len(chunks)} distinct chunks (words, ' ' + word, "
+      f"punctuation); asked for a vocabulary of {vocab_size}, learned {len(bpe.merges)} merges")
+print(f"after them every chunk of the corpus is one token: "
+      f"{all(len(bpe.encode(c)) == 1 for c in chunks)}, so no pair is left to merge and training stops")
 print("the first 24 merges, in the order learned:")
 print(" | ".join(repr(bpe.token_text(260 + r)) for r in range(24)))
 
+
+def characters_per_token(texts):
+    return sum(map(len, texts)) / sum(len(bpe.encode(t)) for t in texts)
+
+
+seen_ratio, unseen_ratio = characters_per_token(corpus[:500]), characters_per_token(unseen[:500])
+print(f"\ncharacters per BPE token: {seen_ratio:.2f} on training sentences, {unseen_ratio:.2f} on held-out "
+      "sentences (with 'animal' or 'street')")
 bpe_ids = bpe.encode(SENTENCE)
 bpe_pieces = [bpe.token_text(i) for i in bpe_ids]
-print(f"\n{SENTENCE!r}\n-> {len(bpe_ids)} BPE tokens: {bpe_pieces}")
+print(f"\n{SENTENCE!r} (held out)\n-> {len(bpe_ids)} BPE tokens: {bpe_pieces}")
 assert bpe.decode(bpe_ids) == SENTENCE  # byte-level BPE round-trips any text
 
 # %% [markdown]
-# The first merges are pieces of the most frequent words (' t', 'he', then ' the'), whole
-# words follow. The capital "T" never occurs in the lowercase corpus, so "The" stays in
-# pieces, and the apostrophe is a chunk of its own (BPE never merges across the chunker's
-# letter/punctuation boundary), so "didn't" is ' didn' + "'" + 't'; "animal", "street"
-# and "tired", which the corpus has, are single tokens. How the length falls as BPE
-# learns more merges:
+# The first merges are pieces of the most frequent words, whole words follow. Words the
+# training text never had fall back to smaller pieces: "animal" and "street" fall apart,
+# mostly into single letters, and the capital "T" never occurs in the
+# lowercase corpus, so "The" stays in pieces. The apostrophe is a chunk of its own (BPE
+# never merges across the chunker's letter/punctuation boundary), so "didn't" is
+# ' didn' + "'" + 't'. The held-out sentences therefore take more tokens per character
+# than the training ones (the two ratios above), yet far fewer than one per character.
+# How the length of the seed's sentence falls as BPE learns more merges:
 
 # %%
-merge_counts = [0, 10, 20, 40, 80, len(bpe.merges)]
+merge_counts = sorted({0, 10, 20, 40, 80, len(bpe.merges)})
 lengths = [len(BPETokenizer(bpe.merges[:n]).encode(SENTENCE)) for n in merge_counts]
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.plot(merge_counts, lengths, "o-", label="BPE")
 ax.axhline(len(char_ids), color="gray", ls="--", label="characters")
 ax.set_xlabel("merges learned (vocabulary = 260 + merges)")
 ax.set_ylabel("tokens in the sentence")
-ax.set_title("The seed's sentence: tokens vs BPE merges")
+ax.set_title("The seed's sentence (held out): tokens vs BPE merges")
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -95,6 +116,13 @@ print(dict(zip(merge_counts, lengths)))
 # logits start at unit scale. Without the factor $\sqrt{d_{model}}$ the token vector would
 # then have norm about 1 while the positional vector has norm $\sqrt{d_{model}/2}$: the
 # position would drown the token. We measure both norms as $d_{model}$ grows.
+#
+# The outcome follows from that initialization: $\|E[t]\| \approx 1$, so
+# $\|\sqrt{d}\,E[t]\| \approx \sqrt d$, and since every (sin, cos) pair of $PE$ has norm 1,
+# $\|PE[p]\| = \sqrt{d/2}$ exactly: the ratio is $\sqrt 2 \approx 1.41$ at every width. With
+# another initialization (PyTorch's `nn.Embedding` draws $\mathcal N(0, 1)$) the same
+# factor would make tokens $\sqrt{d}$ times too large; the factor and the initialization
+# go together. What the measurement adds is that the module really applies it.
 
 # %%
 d_models = [16, 32, 64, 128, 256, 512]
@@ -218,13 +246,17 @@ plt.show()
 # %% [markdown]
 # ### Try it yourself
 #
-# Break the table: give each position a *random* phase (here `shuffle_positions=True`
-# permutes the rows) or use sines only (`sines_only=True`, every column a sine). Then run
-# the two measurements again and watch them fail: the dot product no longer depends on the
-# offset alone, and no single matrix moves every position by k.
+# Break the table and run the two measurements on it: `SINES_ONLY = True` makes every
+# column a sine (no cosine partner), `SHUFFLE_POSITIONS = True` permutes the rows (each
+# position gets another position's code). Either one breaks both facts: the dot product
+# no longer depends on the offset alone, and no single matrix moves every position by k.
+# Set both to False to get the real table back.
 
 # %%
-def broken_table(n, d, sines_only=True, shuffle_positions=False):
+SINES_ONLY, SHUFFLE_POSITIONS = True, False
+
+
+def broken_table(n, d, sines_only, shuffle_positions):
     t = sinusoidal_table(n, d)
     if sines_only:
         frequency = np.exp(-math.log(10000.0) * (np.arange(d) // 2 * 2) / d)
@@ -234,11 +266,13 @@ def broken_table(n, d, sines_only=True, shuffle_positions=False):
     return t
 
 
-bad = broken_table(n_positions, d_model)
+bad = broken_table(n_positions, d_model, SINES_ONLY, SHUFFLE_POSITIONS)
 bad_spread = max(np.ptp(np.diagonal(bad @ bad.T, k)) for k in offsets)
 bad_shift_error = best_linear_shift_error(bad, 3)
-print(f"sines only: spread of PE(p)·PE(p+k) over p = {bad_spread:.1f} (was {spread.max():.1e})")
-print(f"sines only: the best linear shift by 3 misses by {bad_shift_error:.2f} (was {fitted_errors[3]:.1e})")
+broken_by = " and ".join(name for name, on in (("sines only", SINES_ONLY), ("shuffled rows", SHUFFLE_POSITIONS))
+                         if on) or "the real table"
+print(f"{broken_by}: spread of PE(p)·PE(p+k) over p = {bad_spread:.1e} (real table: {spread.max():.1e})")
+print(f"{broken_by}: the best linear shift by 3 misses by {bad_shift_error:.2e} (real table: {fitted_errors[3]:.1e})")
 
 # %% [markdown]
 # ## What we measured
@@ -249,13 +283,48 @@ print(f"characters: {len(char_ids)} tokens; BPE with {len(bpe.merges)} merges: {
 print(f"token/position norm ratio with √d scaling: {ratio_scaled.min():.2f}-{ratio_scaled.max():.2f}; "
       f"without: {ratio_unscaled.min():.3f}-{ratio_unscaled.max():.3f}")
 print(f"PE(p)·PE(p+k) spread over p: {spread.max():.1e}; M_k PE(p) vs PE(p+k): {max(shift_errors.values()):.1e}; "
-      f"best linear map: {max(fitted_errors.values()):.1e}; the sines-only table: {bad_spread:.1f} and "
+      f"best linear map: {max(fitted_errors.values()):.1e}; {broken_by}: {bad_spread:.1f} and "
       f"{bad_shift_error:.2f}")
+print(f"characters per BPE token: {seen_ratio:.2f} on training text, {unseen_ratio:.2f} on held-out text")
 
-assert len(bpe_ids) * 3 < len(char_ids)                        # BPE: at least 3x fewer tokens
+assert len(bpe_ids) * 2 < len(char_ids)                        # BPE on held-out text: at least 2x fewer tokens
+assert 1 < unseen_ratio < seen_ratio                           # ... but fewer characters per token than on seen text
 assert all(0.5 < r < 2 for r in ratio_scaled)                  # same scale at every d_model
 assert all(r < 0.4 for r in ratio_unscaled) and ratio_unscaled[-1] < 0.1  # drowned without the scale
 assert spread.max() < 1e-9                                     # depends on k only
 assert max(shift_errors.values()) < 1e-9                       # one fixed rotation M_k, whatever p
 assert max(fitted_errors.values()) < 1e-6                      # ... and least squares finds an exact map
-assert bad_spread > 1 and bad_shift_error > 0.05               # the checks do catch a broken table
+if SINES_ONLY or SHUFFLE_POSITIONS:
+    assert bad_spread > 1 and bad_shift_error > 0.05           # the checks do catch a broken table
+
+# %% [markdown]
+# ## Exercises
+#
+# Fill in each function and run the cell after it: the check says "passed", or names
+# the position and dimension that are wrong. Solutions: `solutions/positions.py`.
+#
+# **1 · The sinusoidal table.** `positional_encoding(n, d)` returns the (n, d) array
+# $PE[p, 2i] = \sin(p\,\omega_i)$, $PE[p, 2i+1] = \cos(p\,\omega_i)$,
+# $\omega_i = 10000^{-2i/d}$; the check compares it with `sinusoidal_table`.
+
+# %%
+import exercises  # the checks, in notebooks/exercises.py
+
+
+def positional_encoding(n, d):
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_positional_encoding, positional_encoding)
+
+# %% [markdown]
+# **2 · The shift as a matrix.** Without looking at `shift_matrix` above, write
+# `my_shift_matrix(k, d)`: the (d, d) matrix $M_k$ with $M_k\,PE(p) = PE(p+k)$ for every
+# position p. The check applies it to every row of a 40-position table.
+
+# %%
+def my_shift_matrix(k, d):
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_shift_matrix, my_shift_matrix)

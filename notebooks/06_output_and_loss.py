@@ -204,16 +204,22 @@ model = results[0.1]["model"]
 sources = [source for source, _ in splits.test[:6]] + ["9876543210", "5"]
 greedy = translate(model, tokenizer, sources)
 beam = translate(model, tokenizer, sources, beam_size=4)
-for source, g, b in zip(sources, greedy, beam):
-    want = "".join(sorted(source))
+wanted = ["".join(sorted(source)) for source in sources]
+for source, want, g, b in zip(sources, wanted, greedy, beam):
     print(f"{source:>10} -> greedy {g:<10} {'ok' if g == want else 'WRONG':<5}  "
           f"beam {b:<10} {'ok' if b == want else 'WRONG'}")
+greedy_right = sum(g == w for g, w in zip(greedy, wanted))
+beam_right = sum(b == w for b, w in zip(beam, wanted))
+agree = sum(g == b for g, b in zip(greedy, beam))
+print(f"\nright: greedy {greedy_right} of {len(sources)}, beam {beam_right} of {len(sources)}; "
+      f"the two decoders give the same output for {agree} of {len(sources)}")
 
 # %% [markdown]
-# Most held-out strings come out sorted by both decoders, and the list shows where they
-# fail: a one-digit input (one-digit strings are rare in the training set), and beam
-# search can drop a digit that greedy decoding kept, since it ranks hypotheses by a
-# length-normalized probability, which is not the same thing as being right.
+# On these eight strings the two decoders agree on every output and sort seven of them;
+# the one both get wrong, "99" → "9", loses one of two equal digits: the model stopped
+# one step early, and beam search, which keeps the four most probable hypotheses, found
+# no better-scored one. Beam search ranks by (length-normalized) probability, so it can
+# only fix what the model itself finds more probable.
 #
 # ### Try it yourself
 #
@@ -259,3 +265,36 @@ assert smooth["confidence"][0] < 1 - 0.1 + 0.1 / V + 0.02       # ... to about 1
 assert min(plain["scores"]["token_accuracy"], smooth["scores"]["token_accuracy"]) > 0.8   # both learn
 assert abs(plain["scores"]["token_accuracy"] - smooth["scores"]["token_accuracy"]) < 0.1  # accuracy: no big change
 assert catches == {True: False, False: True}                  # gradcheck passes p − y and catches p
+
+# %% [markdown]
+# ## Exercises
+#
+# Fill in each function (numpy) and run the cell after it: the check says "passed", or
+# names the example and class that are wrong. Solutions: `solutions/loss.py`.
+#
+# **1 · Label-smoothed targets.** `smoothed_targets(targets, n_classes, eps)` returns the
+# (N, V) target distributions: $1 - \epsilon$ on the right class plus $\epsilon / V$ on
+# every class. The check also verifies that $-\sum y \log p$ with your targets is the
+# library's label-smoothed `mg.cross_entropy`.
+
+# %%
+import exercises  # the checks, in notebooks/exercises.py
+
+
+def smoothed_targets(targets, n_classes, eps):
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_smoothed_targets, smoothed_targets)
+
+# %% [markdown]
+# **2 · The gradient of the loss.** `cross_entropy_grad(logits, targets)` returns
+# $\partial L / \partial z$ for $L$ the *mean* over the N rows of $-\log p_{target}$
+# (no smoothing); the check compares it with the engine's gradient.
+
+# %%
+def cross_entropy_grad(logits, targets):
+    raise NotImplementedError
+
+
+exercises.run(exercises.check_cross_entropy_grad, cross_entropy_grad)

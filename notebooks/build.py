@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,12 @@ def execute(nb: nbformat.NotebookNode, quick: bool) -> nbformat.NotebookNode:
     return nb
 
 
+def kernel_cpu_seconds() -> float:
+    """CPU time (user + system) of the finished child processes: the kernels run so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cell_sources(nb) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
@@ -87,15 +94,16 @@ def main(argv=None) -> int:
         print("\n".join(problems) or f"{len(paths)} notebooks match their sources")
         return 1 if problems else 0
     for py in paths:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), kernel_cpu_seconds()
         nb = execute(read_source(py), quick=args.quick)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, kernel_cpu_seconds() - cpu_start
         if not args.quick:
             out = py.with_suffix(".ipynb")
             tmp = out.with_suffix(".ipynb.tmp")
             nbformat.write(nb, tmp)
             os.replace(tmp, out)
-        print(f"{py.name}: {seconds:.0f} s" + (" (quick)" if args.quick else f" -> {py.with_suffix('.ipynb').name}"))
+        print(f"{py.name}: {seconds:.0f} s, {cpu:.0f} s of kernel CPU"
+              + (" (quick)" if args.quick else f" -> {py.with_suffix('.ipynb').name}"))
     return 0
 
 

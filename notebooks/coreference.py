@@ -133,6 +133,33 @@ def accuracy(model, tokens, it_position, referent, mask=None):
     return float((predicted == referent).mean())
 
 
+def other_noun_ids(examples, vocab):
+    """The id of the noun that is *not* the referent, per example: (N,)."""
+    return np.array([vocab.ids[e[3] if e[1] == e[2] else e[2]] for e in examples])
+
+
+def accuracies(model, tokens, it_position, referent, other, mask=None):
+    """Two scores of the same predictions: ``vocabulary``, the argmax over every word
+    (what ``accuracy`` measures), and ``two_nouns``, the argmax over the two nouns of the
+    sentence only (does the model prefer the right noun to the wrong one?)."""
+    model.eval()
+    with mg.no_grad():
+        logits = model(tokens, it_position, mask).data
+    rows = np.arange(len(tokens))
+    return {"vocabulary": float((logits.argmax(-1) == referent).mean()),
+            "two_nouns": float((logits[rows, referent] > logits[rows, other]).mean())}
+
+
+def chance_levels(examples, vocab):
+    """What guessing scores on ``examples``: ``uniform``, a random word of the vocabulary;
+    ``constant``, always the most frequent referent; ``two_nouns``, a coin flip between
+    the sentence's two nouns (also what the vocabulary-wide score of a model that finds
+    the two nouns but ignores the adjective would be)."""
+    referents = [e[1] for e in examples]
+    most = max(set(referents), key=referents.count)
+    return {"uniform": 1 / len(vocab), "constant": referents.count(most) / len(referents), "two_nouns": 0.5}
+
+
 def attention_weights(model, tokens, it_position):
     """Per encoder layer, the attention weights of every query: (layers, B, H, T, T)."""
     model.eval()

@@ -394,8 +394,35 @@ MUTANTS = [
       "TransformerConfig.tiny(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
     m("sides.unknown_units_of_the_target", "transformer/cli.py", "    source = tokenizer.source\n",
       "    source = tokenizer.target\n", T_SIDES),
+    # ---- notebook exercises
+    m("notebooks.causal_mask_check_accepts_transposed", "notebooks/exercises.py",
+      "    if np.array_equal(got, want):\n        return",
+      "    if np.array_equal(got, want) or np.array_equal(got, want.T):\n        return",
+      "tests/test_notebooks.py::test_exercise_check[causal_mask]"),
+    m("notebooks.merge_heads_check_ignores_order", "notebooks/exercises.py",
+      "    if not np.array_equal(got, x):",
+      "    if not np.array_equal(np.sort(got, axis=None), np.sort(x, axis=None)):",
+      "tests/test_notebooks.py::test_exercise_check[merge_heads]"),
+    m("notebooks.run_swallows_wrong_answers", "notebooks/exercises.py",
+      "    except NotDone as error:", "    except AssertionError as error:",
+      "tests/test_notebooks.py::test_exercise_check[softmax]"),
+    m("notebooks.stub_returning_none_counts_as_done", "notebooks/exercises.py",
+      "    if result is None:\n        raise NotDone", "    if False:\n        raise NotDone",
+      "tests/test_notebooks.py::test_exercise_check[split_heads]"),
+    m("notebooks.attention_check_misses_the_scale", "notebooks/exercises.py",
+      "    if np.allclose(weights, unscaled / unscaled.sum(-1, keepdims=True)):",
+      "    if False:", "tests/test_notebooks.py::test_exercise_check[attention]"),
+    m("notebooks.claims_check_ignores_percent_signs", "tests/test_notebooks.py",
+      "and p == percent for x, _, p in", "for x, _, p in",
+      "tests/test_notebooks.py::test_claims_table_check_catches_a_number_the_outputs_do_not_show"),
+    m("notebooks.engine_assigns_instead_of_adding", "notebooks/00_build_an_engine.py",
+      "grads[id(parent)] = grads[id(parent)] + g_parent  # used more than once: add up",
+      "grads[id(parent)] = g_parent  # used more than once: add up",
+      "tests/test_notebooks.py::test_notebook_runs_in_quick_mode[00_build_an_engine]"),
+    m("notebooks.forward_order_read_newest_first", "notebooks/00_autograd.py",
+      "key=lambda node: node.seq)", "key=lambda node: -node.seq)",
+      "tests/test_notebooks.py::test_notebook_runs_in_quick_mode[00_autograd]"),
 ]
-
 
 # --------------------------------------------------------------------------- running
 
