@@ -6,7 +6,6 @@
     with mg.trace() as t:
         loss.backward(retain_graph=True)   # keep the graph to draw it afterwards
     to_html(loss, trace=t, depth=2).save("loss.html")
-    # the same: minigrad.viz.render(loss, "loss.html", trace=t, depth=2)
     show(loss, trace=t)                    # inline in Jupyter
 
 The page is one file that needs no network: Graphviz's SVG is embedded, the script is

@@ -166,8 +166,10 @@ def test_opening_a_box_draws_what_it_hid():
 def test_render_writes_the_page_and_bad_options_get_one_line(tmp_path):
     o = neuron()
     t = traced(o)
-    path = render(o, tmp_path / "neuron.html", trace=t)
+    path = to_html(o, trace=t).save(tmp_path / "neuron.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    with pytest.raises(ValueError, match=r"render: for the interactive page use minigrad\.html\.to_html"):
+        render(o, tmp_path / "neuron.html", trace=t)  # viz draws pictures; the page is html's
     with pytest.raises(ValueError, match="fold_repeats is not supported"):
         to_html(o, depth=1, fold_repeats=True)
     with pytest.raises(TypeError, match="to_html: trace= must be a minigrad.tracing.Trace"):
