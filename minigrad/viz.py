@@ -535,10 +535,11 @@ def cluster_names(graph) -> dict:
     return names
 
 
-def emit(graph, options, graph_attr) -> graphviz.Digraph:
+def emit(graph, options, graph_attr, edge_labels=None) -> graphviz.Digraph:
     """Write the vertices into nested ``cluster_<k>`` subgraphs, one per scope prefix,
     then the edges.  Clusters are filled deepest first, so each is complete before it is
-    copied into its parent (no recursion)."""
+    copied into its parent (no recursion).  ``edge_labels`` (one per edge, in order)
+    replaces the labels ``edge_label`` writes."""
     dot = graphviz.Digraph("minigrad", graph_attr=graph_attr, node_attr={
         "shape": "box", "style": "rounded,filled", "fillcolor": "#f4f4f4",
         "fontname": "Helvetica", "fontsize": "10"}, edge_attr={"fontname": "Helvetica", "fontsize": "8"})
@@ -553,8 +554,9 @@ def emit(graph, options, graph_attr) -> graphviz.Digraph:
     for prefix in sorted(clusters, key=len, reverse=True):
         parent = clusters[prefix[:-1]] if len(prefix) > 1 else dot
         parent.subgraph(clusters[prefix])
-    for e in graph.edges:
-        dot.edge(e.src, e.dst, label=edge_label(e, options, graph) or None)
+    for k, e in enumerate(graph.edges):
+        label = edge_labels[k] if edge_labels is not None else edge_label(e, options, graph)
+        dot.edge(e.src, e.dst, label=label or None)
     return dot
 
 
