@@ -183,22 +183,36 @@ def headless_chromium(profile_dir, chromium="/usr/bin/chromium", chromedriver="/
 
 def measure_page(driver, path: Path) -> dict:
     """Open the page from file:// and time it with the Performance API: load to
-    interactive (the page's "graph-interactive" mark), one step forward, opening the
-    first box (if any) and closing it."""
+    interactive (the page's "graph-interactive" mark), then every backward step from the
+    first to the last (each one highlights, opens or closes a box when the step enters or
+    leaves one, and pans and zooms; timed with the style and layout it causes, forced by
+    reading the SVG's position), once straight after loading (each state's SVG parsed
+    when first needed) and once more after the page parsed them all while idle (the
+    "graph-parsed" mark, reported as parsed_ms)."""
     driver.get(path.resolve().as_uri())
-    return driver.execute_script("""
-        const ms = (f) => { const t = performance.now(); f(); return performance.now() - t; };
-        const box = document.querySelector("#canvas g.node title");
-        const result = {
-          interactive_ms: performance.getEntriesByName("graph-interactive")[0].startTime,
-          step_ms: ms(() => document.getElementById("next").click()),
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const interactive = performance.getEntriesByName("graph-interactive")[0].startTime;
+        const run = () => {
+          const times = [], opening = [];
+          for (let k = 1; k <= DATA.steps.length; k++) {
+            const state = page.state, t = performance.now();
+            setStep(k);
+            document.querySelector("#canvas svg").getBoundingClientRect();
+            const ms = performance.now() - t;
+            times.push(ms);
+            if (page.state !== state) opening.push(ms);
+          }
+          setStep(0);
+          times.sort((a, b) => a - b);
+          return { median: times[times.length >> 1], max: times[times.length - 1],
+                   box: opening.length ? Math.max(...opening) : null, boxes: opening.length };
         };
-        const boxes = Object.keys(DATA.views[page.view].states[0].boxes);
-        if (boxes.length) {
-          result.open_box_ms = ms(() => nodes[boxes[0]].dispatchEvent(new MouseEvent("click")));
-          result.close_box_ms = ms(() => openBox(null));
-        }
-        return result;""")
+        const cold = run();
+        const parsed = () => performance.getEntriesByName("graph-parsed")[0];
+        const wait = () => parsed() ? done({ interactive_ms: interactive, parsed_ms: parsed().startTime, cold,
+                                             warm: run() }) : setTimeout(wait, 100);
+        wait();""")
 
 
 def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
@@ -225,21 +239,26 @@ def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
     print(f"screenshot of {page.name} mid-backward -> {png}")
 
 
-def measure(paths, png=None):
+def measure(paths, png=None, runs=1):
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
-        driver = headless_chromium(profile)
+        driver = headless_chromium(profile, size=(1280, 800))
+        driver.set_script_timeout(120)
         try:
             if png is not None:
                 screenshot(driver, next(p for p in paths if p.name.startswith("model")), png)
             for path in paths:
-                figures = measure_page(driver, path)
-                errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-                times = ", ".join(f"{name.replace('_', ' ')} {figures[name + '_ms']:.0f} ms"
-                                  for name in ("interactive", "step", "open_box", "close_box")
-                                  if name + "_ms" in figures)
-                print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; {times}; console errors: {len(errors)}")
+                for _ in range(runs):
+                    f = measure_page(driver, path)
+                    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+                    steps = "; ".join(
+                        f"{name} steps: median {f[name]['median']:.1f} ms, max {f[name]['max']:.1f} ms"
+                        + (f", max opening or closing a box {f[name]['box']:.1f} ms ({f[name]['boxes']} such steps)"
+                           if f[name]["box"] is not None else "") for name in ("cold", "warm"))
+                    print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; interactive {f['interactive_ms']:.0f} ms, "
+                          f"every state parsed {f['parsed_ms']:.0f} ms after navigation; "
+                          f"{steps}; console errors: {len(errors)}")
         finally:
             driver.quit()
 
@@ -254,6 +273,7 @@ def main(argv=None):
                         help="write the interactive pages (neuron, model at depth 2) instead of the SVGs")
     parser.add_argument("--measure", action="store_true",
                         help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
+    parser.add_argument("--runs", type=int, default=1, help="with --measure: load and step each page this many times")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="with --html --measure: also save a picture of the model's page mid-backward")
     args = parser.parse_args(argv)
@@ -261,7 +281,7 @@ def main(argv=None):
     demos = HTML_DEMOS if args.html else DEMOS
     paths = [demos[name](args.out) for name in args.only or demos if name in demos]
     if args.measure:
-        measure([p for p in paths if p is not None], args.screenshot)
+        measure([p for p in paths if p is not None], args.screenshot, args.runs)
 
 
 if __name__ == "__main__":

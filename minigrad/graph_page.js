@@ -149,7 +149,46 @@ function parse(viewName, index) {
       g.addEventListener("click", () => { if (!dragged) openBox(null); });
     }
   }
+  drawn.geometry = geometry(svg, drawn);
+  drawn.lit = {}; // class -> the elements that have it now (highlight changes only the difference)
   return (parsed[key] = drawn);
+}
+
+// The numbers of a path's d or a polygon's points: x, y, x, y, ...
+function coordinates(element) {
+  if (element.tagName === "ellipse") {
+    const [cx, cy, rx, ry] = ["cx", "cy", "rx", "ry"].map((a) => Number(element.getAttribute(a)));
+    return [cx - rx, cy - ry, cx + rx, cy + ry];
+  }
+  return (element.getAttribute("d") || element.getAttribute("points") || "").match(/-?[\d.]+(?:e[-+]?\d+)?/g)
+    .map(Number);
+}
+
+// Where each node and arrow sits, in CSS px of the unscaled SVG, read from Graphviz's
+// coordinates (no layout needed): nodes {id: [left, top, right, bottom]}, arrows by index,
+// and each node's label font size in px.
+function geometry(svg, drawn) {
+  const k = svg.width.baseVal.valueInSpecifiedUnits * (4 / 3) / svg.viewBox.baseVal.width; // pt -> px
+  const shift = (svg.querySelector("g.graph").getAttribute("transform").match(/translate\(([-\d.]+) ([-\d.]+)\)/) || [0, 0, 0])
+    .slice(1).map(Number);
+  const extent = (elements) => {
+    const xs = [], ys = [];
+    for (const e of elements) {
+      const c = coordinates(e);
+      for (let i = 0; i + 1 < c.length; i += 2) { xs.push(c[i]); ys.push(c[i + 1]); }
+    }
+    return [(Math.min(...xs) + shift[0]) * k, (Math.min(...ys) + shift[1]) * k,
+      (Math.max(...xs) + shift[0]) * k, (Math.max(...ys) + shift[1]) * k];
+  };
+  const shapes = (g) => g.querySelectorAll(":scope > :is(path, polygon, ellipse)");
+  const nodes = {}, font = {};
+  for (const [id, g] of Object.entries(drawn.nodes)) {
+    nodes[id] = extent(shapes(g));
+    font[id] = Number(g.querySelector("text")?.getAttribute("font-size") || 10) * k;
+  }
+  const edges = drawn.edges.map(([g]) => extent(shapes(g)));
+  return { width: svg.width.baseVal.valueInSpecifiedUnits * (4 / 3),
+    height: svg.height.baseVal.valueInSpecifiedUnits * (4 / 3), nodes, edges, font };
 }
 
 function draw() {
@@ -158,22 +197,7 @@ function draw() {
   if (canvas.firstChild !== drawn.svg) canvas.replaceChildren(drawn.svg);
   nodes = drawn.nodes;
   edges = drawn.edges;
-  if (!drawn.overview) {
-    drawn.svg.style.transform = "none";
-    drawn.overview = overview(drawn);
-  }
   applyZoom();
-}
-
-// Where each node sits in the unscaled SVG (CSS px), for the minimap.
-function overview(drawn) {
-  const base = drawn.svg.getBoundingClientRect();
-  const rects = {};
-  for (const [id, g] of Object.entries(drawn.nodes)) {
-    const r = g.getBoundingClientRect();
-    rects[id] = [r.left - base.left, r.top - base.top, r.width, r.height];
-  }
-  return { width: base.width, height: base.height, rects };
 }
 
 // ------------------------------------------------------------------ the stepper
@@ -204,24 +228,52 @@ function follow() {
   }
 }
 
+// What is highlighted now, filled by highlight(): ids of the running op's vertex and of
+// those its gradients reach, indices of the arrows they travel.
+let lit = { current: null, receiving: [], carrying: [] };
+
+// Give `cls` to exactly `elements` (changing only the difference: restyling a large SVG is slow).
+function mark(cls, elements) {
+  const drawn = parse(page.view, page.state);
+  const had = drawn.lit[cls] || new Set();
+  const want = new Set(elements);
+  for (const el of had) if (!want.has(el)) el.classList.remove(cls);
+  for (const el of want) if (!had.has(el)) el.classList.add(cls);
+  drawn.lit[cls] = want;
+}
+
 function highlight() {
-  for (const el of $("canvas").querySelectorAll(".done, .current, .receiving, .carrying, .selected")) {
-    el.classList.remove("done", "current", "receiving", "carrying", "selected");
-  }
-  if (page.pinned && nodes[page.pinned]) nodes[page.pinned].classList.add("selected");
   const view = currentView();
   const k = position();
   // Each arrow shows the gradients sent along it by the steps that have run.
-  for (const [, , sent, parts] of edges) {
+  for (const edge of edges) {
+    const [, , sent, parts] = edge;
     if (!sent) continue;
-    const run = backward() ? parts.filter(([s]) => s < k) : [];
-    sent.style.visibility = run.length ? "visible" : "hidden";
-    if (run.length) sent.textContent = run.map(([, text]) => text).join(", ");
+    const run = backward() ? parts.filter(([s]) => s < k).length : 0;
+    if (edge.run === run) continue;
+    edge.run = run;
+    sent.style.visibility = run ? "visible" : "hidden";
+    if (run) sent.textContent = parts.slice(0, run).map(([, text]) => text).join(", ");
   }
+  const done = [];
   for (let j = 1; j < k; j++) {
     const id = shown(view.opOf[tensorAt(j)]);
-    if (id) nodes[id].classList.add("done");
+    if (id) done.push(nodes[id]);
   }
+  lit = { current: null, receiving: [], carrying: [] };
+  try {
+    light(view, k);
+  } finally {
+    mark("done", done);
+    mark("current", lit.current ? [nodes[lit.current]] : []);
+    mark("receiving", lit.receiving.map((id) => nodes[id]));
+    mark("carrying", lit.carrying.map((i) => edges[i][0]));
+    mark("selected", page.pinned && nodes[page.pinned] ? [nodes[page.pinned]] : []);
+  }
+}
+
+// Work out what step k lights up (into `lit`) and describe it.
+function light(view, k) {
   $("slider").max = stepCount();
   $("slider").value = k;
   $("step-label").textContent = `${backward() ? "step" : "op"} ${k} / ${stepCount()}`;
@@ -231,30 +283,29 @@ function highlight() {
         : "<span class='hint'>No backward steps: pass trace= (from minigrad.trace()) to step through backward.</span>")
       : "Before the forward pass. Press <b>next ▶</b> (or →) to run the first op.";
     $("step-panel").innerHTML = "";
-    drawOverview();
     return;
   }
   const tensor = tensorAt(k);
   const here = shown(view.opOf[tensor]);
-  if (here) nodes[here].classList.add("current");
+  lit.current = here;
   if (backward()) {
     const step = DATA.steps[k - 1];
     for (const input of step.inputs) {
       // The gradient goes to the VJP of the op that made the input, or to a leaf.
       const target = shown(view.opOf[input.tensor] ?? view.tensorOf[input.tensor]);
-      if (target && target !== here) nodes[target].classList.add("receiving");
+      if (target && target !== here) lit.receiving.push(target);
       // The arrows between this VJP and that input (a collapsed box's arrows have no index).
-      for (const [g, [src, , t, index]] of edges) {
-        if (t === input.tensor && src === here && (index === input.index || index === -1)) g.classList.add("carrying");
-      }
+      edges.forEach(([, [src, , t, index]], i) => {
+        if (t === input.tensor && src === here && (index === input.index || index === -1)) lit.carrying.push(i);
+      });
     }
     $("step-info").innerHTML = describeStep(step);
     $("step-panel").innerHTML = stepPanel(step);
   } else {
     // Forward: the op's inputs flow in along its arrows, its output is made.
     const made = shown(view.tensorOf[tensor]);
-    if (made && made !== here) nodes[made].classList.add("receiving");
-    for (const [g, [, dst]] of edges) if (dst === here && here !== made) g.classList.add("carrying");
+    if (made && made !== here) lit.receiving.push(made);
+    edges.forEach(([, [, dst]], i) => { if (dst === here && here !== made) lit.carrying.push(i); });
     $("step-info").innerHTML = describeOp(tensor, k);
     $("step-panel").innerHTML = opPanel(tensor, k);
   }
@@ -299,29 +350,39 @@ function substitute(step, input) {
     });
     const index = m > 1 ? `[${j}]` : "";
     lines.push(`<div class="subst" data-input="${input.index}" data-element="${j}" data-expr="${esc(expr)}">` +
-      `${pretty(formula.replace(/\bg\b/g, "ḡ"))} = ${pretty(expr)} = ${num(sent[j])}` +
-      `<span class="hint"> ${index}</span></div>`);
+      `${operandName(step, input.index)}̄${index} = ${pretty(formula.replace(/\bg\b/g, "ḡ"))} = ${pretty(expr)} = ` +
+      `${num(sent[j])}</div>`);
   }
   return lines;
+}
+
+// What the rules call input i: x for an op of one input, else a, b, c, ...
+function operandName(step, i) {
+  return step.args.length === 1 ? "x" : "abcdefgh"[i] ?? `x${i}`;
+}
+
+// A tensor's name and shape, for a heading.
+function named(k) {
+  const t = DATA.tensors[k];
+  return t.name ? `${esc(t.name)} ${shape(t.shape)}` : esc(tensorName(k));
 }
 
 // The numbers of one backward step: the gradient arriving, the values the rule uses, and
 // per input the gradient it receives (with the rule written out where it is elementwise).
 function stepPanel(step) {
   const rule = DATA.rules[step.op] || {};
-  const t = DATA.tensors[step.tensor];
   let text = `<h3>step ${step.number}: ${esc(step.op)} VJP</h3>` +
     (rule.rule ? `<div class="rule">${esc(rule.rule)}</div>` : "") +
     (rule.doc ? `<details><summary>docstring of ${esc(step.op)}</summary><pre>${esc(rule.doc)}</pre></details>` : "") +
-    `<h4>ḡ, the gradient arriving at ${esc(tensorName(step.tensor))} ${shape(t.shape)}` +
+    `<h4>ḡ, the gradient arriving at ${named(step.tensor)}` +
     (step.grad_count > 1 ? `, the sum of ${step.grad_count}` : "") + "</h4>" + values(step.grad, "g") +
     `<h4>out, the output the forward pass saved</h4>` + values(step.out, "out");
   step.args.forEach((arg, i) => {
-    text += `<h4>input ${i}: ${esc(tensorName(step.operands[i]))} ` +
-      `${shape(step.shapes[i])}</h4>` + values(arg, `arg${i}`);
+    text += `<h4>${operandName(step, i)} = input ${i}: ${named(step.operands[i])}</h4>` + values(arg, `arg${i}`);
   });
   for (const input of step.inputs) {
-    text += `<h4 data-sent="${input.index}">→ gradient sent to input ${input.index}: |g| = ${num(input.norm)}` +
+    text += `<h4 data-sent="${input.index}">→ ${operandName(step, input.index)}̄, the gradient sent to input ` +
+      `${input.index}: |g| = ${num(input.norm)}` +
       (input.count > 1 ? `; its ${input.count} gradients add up to |Σ| = ${num(input.sum)}` : "") + "</h4>" +
       values(input.grad, `sent${input.index}`) + substitute(step, input).join("");
   }
@@ -334,7 +395,7 @@ function opPanel(tensor, k) {
   const rule = DATA.rules[t.op] || {};
   return `<h3>op ${k}: ${esc(t.op)}</h3>` +
     (rule.doc ? `<details><summary>docstring of ${esc(t.op)}</summary><pre>${esc(rule.doc)}</pre></details>` : "") +
-    `<h4>its output ${esc(tensorName(tensor))} ${shape(t.shape)}</h4>` + values(t.value, "value");
+    `<h4>its output ${named(tensor)}</h4>` + values(t.value, "value");
 }
 
 function setStep(k) {
@@ -480,21 +541,42 @@ function zoomTo(element) {
   showRect(l, t, r - l, b - t);
 }
 
+// The window's size, read once and on resize (reading it while the SVG is being restyled
+// would make the browser lay the SVG out there and then).
+let windowSize = null;
+function viewSize() {
+  if (!windowSize) {
+    const r = $("viewport").getBoundingClientRect();
+    windowSize = { width: r.width, height: r.height };
+  }
+  return windowSize;
+}
+window.addEventListener("resize", () => { windowSize = null; });
+
+// How high a label's glyphs are, per px of font size (measured once in this browser).
+let glyphRatio = null;
+function labelHeight(id) {
+  const drawn = parse(page.view, page.state);
+  if (glyphRatio === null) {
+    const r = nodes[id].querySelector("text").getBoundingClientRect();
+    glyphRatio = r.height / (drawn.geometry.font[id] * page.zoom.s);
+  }
+  return drawn.geometry.font[id] * glyphRatio;
+}
+
 // Pan and zoom onto the step: the running op, the arrows its gradients (or inputs)
 // travel and the nodes they reach; the op's label at least LEGIBLE_PX high.  When all of
 // that does not fit at that size, the op stays in view and the rest is centred on as
-// far as it can be.
+// far as it can be.  Positions come from Graphviz's coordinates, so this needs no layout.
 function focus() {
-  const current = $("canvas").querySelector("g.node.current");
-  if (!current) return showStart();
-  const parts = [current, ...$("canvas").querySelectorAll("g.node.receiving, g.edge.carrying")];
-  const rects = parts.map(unscaled);
+  if (!lit.current) return showStart();
+  const geo = parse(page.view, page.state).geometry;
+  const rects = [geo.nodes[lit.current], ...lit.receiving.map((id) => geo.nodes[id]),
+    ...lit.carrying.map((i) => geo.edges[i])];
   const box = [Math.min(...rects.map((r) => r[0])), Math.min(...rects.map((r) => r[1])),
     Math.max(...rects.map((r) => r[2])), Math.max(...rects.map((r) => r[3]))];
-  const label = current.querySelector("text");
-  const [, lt, , lb] = unscaled(label);
-  const textHeight = lb - lt; // at scale 1
-  const view = $("viewport").getBoundingClientRect();
+  const textHeight = labelHeight(lit.current); // at scale 1
+  const view = viewSize();
   const margin = 24;
   const fits = Math.min((view.width - 2 * margin) / (box[2] - box[0]), (view.height - 2 * margin) / (box[3] - box[1]));
   const s = Math.max(LEGIBLE_PX / textHeight, Math.min(fits, COMFORTABLE_PX / textHeight));
@@ -508,50 +590,46 @@ function focus() {
   applyZoom();
 }
 
-// Before the first step: the output (where backward starts) or the first inputs, legible.
+// Before the first step: the output (where backward starts) or the first op, legible.
 function showStart() {
   const view = currentView();
   const first = backward() ? view.tensorOf[DATA.steps[0]?.tensor] ?? view.opOf[DATA.steps[0]?.tensor]
                            : view.opOf[DATA.forward[0]];
-  const g = first && nodes[shown(first)];
-  if (!g) return fit();
-  const [l, t, r, b] = unscaled(g);
-  const [, lt, , lb] = unscaled(g.querySelector("text"));
-  const view2 = $("viewport").getBoundingClientRect();
-  const s = COMFORTABLE_PX / (lb - lt);
-  page.zoom = { s, x: view2.width / 2 - s * (l + r) / 2, y: view2.height / 4 - s * (t + b) / 2 };
+  const id = first && shown(first);
+  if (!id) return fit();
+  const [l, t, r, b] = parse(page.view, page.state).geometry.nodes[id];
+  const size = viewSize();
+  const s = COMFORTABLE_PX / labelHeight(id);
+  page.zoom = { s, x: size.width / 2 - s * (l + r) / 2, y: size.height / 4 - s * (t + b) / 2 };
   applyZoom();
 }
 
 // The minimap: every node of the drawn state, the running op as a red dot, the window
 // as a rectangle.  Clicking it moves the window there.
 function drawOverview() {
-  const drawn = parse(page.view, page.state);
-  const map = drawn.overview;
+  const map = parse(page.view, page.state).geometry;
   const canvas = $("minimap");
   const c = canvas.getContext("2d");
   c.clearRect(0, 0, canvas.width, canvas.height);
-  if (!map) return;
   const s = Math.min(canvas.width / map.width, canvas.height / map.height);
   const ox = (canvas.width - s * map.width) / 2;
   const oy = (canvas.height - s * map.height) / 2;
   canvas.dataset.scale = s;
   canvas.dataset.ox = ox;
   canvas.dataset.oy = oy;
-  for (const [id, [x, y, w, h]] of Object.entries(map.rects)) {
-    const g = nodes[id];
-    c.fillStyle = g.classList.contains("current") ? "#d6336c" : g.classList.contains("done") ? "#74c0fc" : "#ced4da";
-    c.fillRect(ox + s * x, oy + s * y, Math.max(1.5, s * w), Math.max(1.5, s * h));
+  const done = parse(page.view, page.state).lit.done || new Set();
+  for (const [id, [l, t, r, b]] of Object.entries(map.nodes)) {
+    c.fillStyle = done.has(nodes[id]) ? "#74c0fc" : "#ced4da";
+    c.fillRect(ox + s * l, oy + s * t, Math.max(1.5, s * (r - l)), Math.max(1.5, s * (b - t)));
   }
-  const current = $("canvas").querySelector("g.node.current title");
-  if (current && map.rects[current.textContent]) {
-    const [x, y, w, h] = map.rects[current.textContent];
+  if (lit.current) {
+    const [l, t, r, b] = map.nodes[lit.current];
     c.fillStyle = "#d6336c";
     c.beginPath();
-    c.arc(ox + s * (x + w / 2), oy + s * (y + h / 2), 4, 0, 2 * Math.PI);
+    c.arc(ox + s * (l + r) / 2, oy + s * (t + b) / 2, 4, 0, 2 * Math.PI);
     c.fill();
   }
-  const view = $("viewport").getBoundingClientRect();
+  const view = viewSize();
   const z = page.zoom;
   c.strokeStyle = "#343a40";
   c.lineWidth = 1.5;
@@ -564,7 +642,7 @@ $("minimap").addEventListener("click", (e) => {
   const s = Number(canvas.dataset.scale);
   const x = (e.clientX - r.left - Number(canvas.dataset.ox)) / s;
   const y = (e.clientY - r.top - Number(canvas.dataset.oy)) / s;
-  const view = $("viewport").getBoundingClientRect();
+  const view = viewSize();
   page.zoom.x = view.width / 2 - page.zoom.s * x;
   page.zoom.y = view.height / 2 - page.zoom.s * y;
   page.follow = false;
@@ -667,7 +745,7 @@ document.body.dataset.ready = "true";
 
 // Parse the other states while the page is idle, so that stepping into a box is a swap.
 (function parseLater(queue) {
-  if (!queue.length) return;
+  if (!queue.length) return performance.mark("graph-parsed"); // for measuring
   const next = () => { parse(...queue.shift()); parseLater(queue); };
   if (window.requestIdleCallback) requestIdleCallback(next); else setTimeout(next, 50);
 })(Object.entries(DATA.views).flatMap(([name, view]) => view.states.map((_, i) => [name, i])));
