@@ -216,27 +216,19 @@ def measure_page(driver, path: Path) -> dict:
 
 
 def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
-    """A picture of the model's page mid-backward: ``box`` opened, at the first step
-    inside it that sends a tensor its second gradient, zoomed onto that step."""
+    """The page as it shows itself, untouched, at 1280×800: opened and stepped (with
+    setStep, as → does) to the first step inside ``box`` that sends a tensor its second
+    gradient (for a page without boxes, the first step); the page opens the box and pans
+    and zooms by itself.  Returns the step shown."""
     driver.get(page.resolve().as_uri())
-    driver.execute_script("""
-        const states = DATA.views.backward.states;
-        const opened = states.find((s) => s.expand !== null && DATA.scopes[s.expand].endsWith(arguments[0]));
-        openBox(opened.expand);
-        const scope = DATA.scopes[opened.expand];
-        setStep(DATA.steps.find((s) => s.scope.startsWith(scope) && s.inputs.some((i) => i.count >= 2)).number);
-        // Zoom onto the VJP that runs and the nodes it sends gradients to, with a margin.
-        const rects = [...document.querySelectorAll("g.node.current, g.node.receiving")]
-          .map((g) => g.getBoundingClientRect());
-        const left = Math.min(...rects.map((r) => r.left)), top = Math.min(...rects.map((r) => r.top));
-        const right = Math.max(...rects.map((r) => r.right)), bottom = Math.max(...rects.map((r) => r.bottom));
-        const view = document.getElementById("viewport").getBoundingClientRect(), z = page.zoom;
-        const margin = 60;
-        showRect((left - view.left - z.x - margin) / z.s, (top - view.top - z.y - margin) / z.s,
-                 (right - left + 2 * margin) / z.s, (bottom - top + 2 * margin) / z.s);
-        details(document.querySelector("g.node.current title").textContent);""", box)
+    number = driver.execute_script("""
+        const inside = DATA.steps.filter((s) => s.scope.includes(arguments[0]));
+        const step = inside.find((s) => s.inputs.some((i) => i.count >= 2)) || DATA.steps[0];
+        setStep(step.number);
+        return step.number;""", box)
     driver.save_screenshot(str(png))
-    print(f"screenshot of {page.name} mid-backward -> {png}")
+    print(f"screenshot of {page.name} at step {number} -> {png}")
+    return number
 
 
 def measure(paths, png=None, runs=1):
@@ -246,8 +238,10 @@ def measure(paths, png=None, runs=1):
         driver = headless_chromium(profile, size=(1280, 800))
         driver.set_script_timeout(120)
         try:
-            if png is not None:
-                screenshot(driver, next(p for p in paths if p.name.startswith("model")), png)
+            if png is not None:  # the model's page, and the neuron's beside it
+                for path in paths:
+                    name = png if path.name.startswith("model") else png.with_name(f"{png.stem}_{path.stem}.png")
+                    screenshot(driver, path, name)
             for path in paths:
                 for _ in range(runs):
                     f = measure_page(driver, path)
@@ -275,7 +269,8 @@ def main(argv=None):
                         help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
     parser.add_argument("--runs", type=int, default=1, help="with --measure: load and step each page this many times")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="with --html --measure: also save a picture of the model's page mid-backward")
+                        help="with --html --measure: also save pictures of the pages mid-backward "
+                             "(the model's as PNG, the neuron's beside it)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     demos = HTML_DEMOS if args.html else DEMOS

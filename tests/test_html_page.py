@@ -8,6 +8,7 @@ from a file:// URL, step through backward, open a box and read the console.
 import json
 import re
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import minigrad as mg
 from minigrad import viz
 from minigrad.html import FORMULAS, GraphPage, op_rule, show, to_html
-from minigrad.tracing import trace
+from minigrad.tracing import scope_path, trace
 from minigrad.viz import FREED_MESSAGE, render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
@@ -533,6 +534,33 @@ def test_every_step_of_the_depth_2_model_is_in_view_and_legible(browser, tmp_pat
     # Stepping back to the start hides every gradient label again.
     browser.execute_script("setStep(0)")
     assert labelled_arrows(browser) == []
+    # The find box jumps to the first step that runs in a scope.
+    for name in ("decoder.layers.1.cross_attn", "encoder.layers.0.ffn", "src_embed.tokens.weight"):
+        find = browser.find_element("id", "find")
+        find.clear()
+        find.send_keys(name + "\n")
+        first = next(s for s in t.steps if name in scope_path(s.scope) or any(
+            s.node.inputs[i].name == name for i, _ in s.input_grad_norms))
+        assert browser.execute_script("return page.step") == first.number, name
+        assert current(browser)[0] is not None
+    no_console_errors(browser)
+
+
+@pytest.mark.requires("chromium", "dot")
+def test_play_runs_at_the_chosen_speed(browser, tmp_path):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    o = neuron()
+    open_page(browser, to_html(o, trace=traced(o)), tmp_path / "neuron.html")
+    Select(browser.find_element("id", "speed")).select_by_visible_text("slow")  # 1.5 s a step
+    browser.find_element("id", "play").click()
+    time.sleep(0.5)
+    assert browser.execute_script("return page.step") == 1
+    browser.find_element("id", "play").click()  # pause
+    Select(browser.find_element("id", "speed")).select_by_visible_text("very fast")
+    browser.find_element("id", "play").click()
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return page.step") == 4)
+    assert browser.find_element("id", "play").text == "play"  # it stops at the end
     no_console_errors(browser)
 
 
