@@ -183,36 +183,56 @@ def headless_chromium(profile_dir, chromium="/usr/bin/chromium", chromedriver="/
 
 def measure_page(driver, path: Path) -> dict:
     """Open the page from file:// and time it with the Performance API: load to
-    interactive (the page's "graph-interactive" mark), then every backward step from the
-    first to the last (each one highlights, opens or closes a box when the step enters or
-    leaves one, and pans and zooms; timed with the style and layout it causes, forced by
-    reading the SVG's position), once straight after loading (each state's SVG parsed
-    when first needed) and once more after the page parsed them all while idle (the
-    "graph-parsed" mark, reported as parsed_ms)."""
+    interactive (the page's "graph-interactive" mark) and to every box's SVG parsed (the
+    "graph-parsed" mark, done while idle), then every backward step from the first to the
+    last, one per animation frame (each highlights, opens or closes a box when the step
+    enters or leaves one, and pans and zooms): the script's time per step, and the
+    frames that took longer than 50 ms with style, layout and paint (Chromium's
+    long-animation-frame entries), with the most work one of them held.  Once straight
+    after loading ("cold": a box's SVG is parsed when first needed), once after the idle
+    parse ("warm")."""
     driver.get(path.resolve().as_uri())
     return driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
         const interactive = performance.getEntriesByName("graph-interactive")[0].startTime;
-        const run = () => {
-          const times = [], opening = [];
-          for (let k = 1; k <= DATA.steps.length; k++) {
+        const run = (finish) => {
+          const times = [], opening = [], long = [];
+          // A long frame's work: its scripts, then style, layout and paint (from renderStart);
+          // the rest of its duration the renderer waited (for a CPU, on a busy machine).
+          const work = (e) => e.scripts.reduce((sum, s) => sum + s.duration, 0) +
+                              (e.renderStart ? e.startTime + e.duration - e.renderStart : 0);
+          const observer = new PerformanceObserver((list) => long.push(...list.getEntries().map((e) => [e.duration,
+                                                                                                      work(e)])));
+          observer.observe({ type: "long-animation-frame" });
+          let k = 1;
+          const tick = () => {
+            if (k > DATA.steps.length) {
+              return setTimeout(() => {
+                observer.disconnect();
+                setStep(0);
+                times.sort((a, b) => a - b);
+                finish({ median: times[times.length >> 1], max: times[times.length - 1],
+                         box: opening.length ? Math.max(...opening) : null, boxes: opening.length,
+                         long: long.length, longest: long.length ? Math.max(...long.map(([d]) => d)) : null,
+                         work: long.length ? Math.max(...long.map(([, w]) => w)) : null });
+              }, 300);
+            }
             const state = page.state, t = performance.now();
-            setStep(k);
-            document.querySelector("#canvas svg").getBoundingClientRect();
+            setStep(k++);
             const ms = performance.now() - t;
             times.push(ms);
             if (page.state !== state) opening.push(ms);
-          }
-          setStep(0);
-          times.sort((a, b) => a - b);
-          return { median: times[times.length >> 1], max: times[times.length - 1],
-                   box: opening.length ? Math.max(...opening) : null, boxes: opening.length };
+            requestAnimationFrame(tick);
+          };
+          requestAnimationFrame(tick);
         };
-        const cold = run();
-        const parsed = () => performance.getEntriesByName("graph-parsed")[0];
-        const wait = () => parsed() ? done({ interactive_ms: interactive, parsed_ms: parsed().startTime, cold,
-                                             warm: run() }) : setTimeout(wait, 100);
-        wait();""")
+        run((cold) => {
+          const parsed = () => performance.getEntriesByName("graph-parsed")[0];
+          const wait = () => parsed() ? run((warm) => done({ interactive_ms: interactive,
+                                                               parsed_ms: parsed().startTime, cold, warm }))
+                                      : setTimeout(wait, 100);
+          wait();
+        });""")
 
 
 def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
@@ -247,9 +267,13 @@ def measure(paths, png=None, runs=1):
                     f = measure_page(driver, path)
                     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
                     steps = "; ".join(
-                        f"{name} steps: median {f[name]['median']:.1f} ms, max {f[name]['max']:.1f} ms"
-                        + (f", max opening or closing a box {f[name]['box']:.1f} ms ({f[name]['boxes']} such steps)"
-                           if f[name]["box"] is not None else "") for name in ("cold", "warm"))
+                        f"{name} steps: script median {f[name]['median']:.1f} ms, max {f[name]['max']:.1f} ms"
+                        + (f" (opening or closing a box, {f[name]['boxes']} steps: max {f[name]['box']:.1f} ms)"
+                           if f[name]["box"] is not None else "")
+                        + f", frames over 50 ms: {f[name]['long']}"
+                        + (f" (longest {f[name]['longest']:.0f} ms; the most work in one of them, script, style, "
+                           f"layout and paint: {f[name]['work']:.0f} ms)" if f[name]["longest"] else "")
+                        for name in ("cold", "warm"))
                     print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; interactive {f['interactive_ms']:.0f} ms, "
                           f"every state parsed {f['parsed_ms']:.0f} ms after navigation; "
                           f"{steps}; console errors: {len(errors)}")

@@ -507,9 +507,20 @@ function details(id) {
 let dragStart = null;
 let dragged = false; // true from a drag's first move until the click that ends it
 
+// The SVG has a layer of its own (will-change: transform), so that panning moves
+// pixels already drawn instead of repainting thousands of elements.  A layer keeps the
+// scale it was drawn at; after a new zoom it is dropped for one frame and made again,
+// so that the labels are drawn sharp at the new size.
+let layerScale = null;
 function applyZoom() {
   const z = page.zoom;
-  $("canvas").querySelector("svg").style.transform = `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
+  const svg = $("canvas").querySelector("svg");
+  svg.style.transform = `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
+  if (z.s !== layerScale) {
+    layerScale = z.s;
+    svg.style.willChange = "auto";
+    requestAnimationFrame(() => requestAnimationFrame(() => { svg.style.willChange = ""; }));
+  }
 }
 
 // Show the rectangle (in unscaled SVG pixels) as large as fits, centred.
@@ -565,9 +576,9 @@ function labelHeight(id) {
 }
 
 // Pan and zoom onto the step: the running op, the arrows its gradients (or inputs)
-// travel and the nodes they reach; the op's label at least LEGIBLE_PX high.  When all of
-// that does not fit at that size, the op stays in view and the rest is centred on as
-// far as it can be.  Positions come from Graphviz's coordinates, so this needs no layout.
+// travel and the nodes they reach; the op's label COMFORTABLE_PX high if all of that fits
+// so, else LEGIBLE_PX high.  When it does not fit even then, the op stays in view and
+// the rest is centred on as far as it can be.  Positions come from Graphviz's coordinates, so this needs no layout.
 function focus() {
   if (!lit.current) return showStart();
   const geo = parse(page.view, page.state).geometry;
@@ -579,7 +590,8 @@ function focus() {
   const view = viewSize();
   const margin = 24;
   const fits = Math.min((view.width - 2 * margin) / (box[2] - box[0]), (view.height - 2 * margin) / (box[3] - box[1]));
-  const s = Math.max(LEGIBLE_PX / textHeight, Math.min(fits, COMFORTABLE_PX / textHeight));
+  // Two zooms only, so that stepping mostly pans (a new zoom repaints every label).
+  const s = (fits >= COMFORTABLE_PX / textHeight ? COMFORTABLE_PX : LEGIBLE_PX) / textHeight;
   let x = view.width / 2 - s * (box[0] + box[2]) / 2;
   let y = view.height / 2 - s * (box[1] + box[3]) / 2;
   // Keep the op itself inside the window.
