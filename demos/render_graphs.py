@@ -199,8 +199,12 @@ def measure_page(driver, path: Path) -> dict:
           const times = [], opening = [], long = [];
           // A long frame's work: its scripts, then style, layout and paint (from renderStart);
           // the rest of its duration the renderer waited (for a CPU, on a busy machine).
-          const work = (e) => e.scripts.reduce((sum, s) => sum + s.duration, 0) +
-                              (e.renderStart ? e.startTime + e.duration - e.renderStart : 0);
+          // (Scripts that ran from renderStart on, the animation-frame callbacks, are in the latter.)
+          const work = (e) => {
+            const render = e.renderStart || e.startTime + e.duration;
+            return e.scripts.filter((s) => s.startTime < render).reduce((sum, s) => sum + s.duration, 0) +
+                   (e.startTime + e.duration - render);
+          };
           const observer = new PerformanceObserver((list) => long.push(...list.getEntries().map((e) => [e.duration,
                                                                                                       work(e)])));
           observer.observe({ type: "long-animation-frame" });

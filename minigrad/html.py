@@ -11,15 +11,23 @@
 The page is one file that needs no network: Graphviz's SVG is embedded, the script is
 inline.  On it:
 
-* drag to pan, the mouse wheel to zoom;
-* hover or click a node: its name, shape, dtype, scope, value and gradient statistics
-  (small arrays in full) and, for an op, its rule as the op's docstring writes it;
-* the stepper (buttons, slider, ← →, space to play): step k highlights the VJP that
-  runs, the arrows its gradients travel along with their norms, and where a tensor has
-  now received several gradients, their running sum.  Every number comes from the trace;
-* a forward / backward view toggle;
-* with ``depth=k`` a collapsed module box opens when clicked (drawn in full), and the
-  opened cluster closes again when clicked.
+* the stepper (buttons, a play speed, slider, ← →, space): step k highlights the VJP that
+  runs and the arrows its gradients travel; a step inside a closed box opens the box
+  (and closes it when backward leaves it), and the view pans and zooms onto the step
+  with its label legible; a minimap shows where it is in the whole graph;
+* an arrow's label shows the gradient it carries (norm, or a scalar's signed value, and
+  running sums) from the step that sends it on;
+* the panel gives the step's rule (docstring markup removed, the docstring a click
+  away, a legend of the notation), the gradient arriving, the values the rule uses and
+  the gradient each input receives: values in full for small tensors, else statistics
+  and a histogram; elementwise rules are written out with the numbers (``FORMULAS``);
+* a forward view that steps through the ops in recording order with their values;
+* a find box (a scope or tensor name jumps to its first step), drag to pan, the wheel
+  to zoom, hover or click a node for its details; with ``depth=k`` a collapsed module
+  box opens when clicked and its cluster closes it again.
+
+Every number comes from the trace (values and gradients of the steps) or, for the
+forward view, from the tensors themselves.
 
 How it is made: ``viz.build_graph`` gives the vertices and edges of each view, and each
 view is drawn once collapsed and once per box with that box opened (a "state"; one box is

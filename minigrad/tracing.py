@@ -10,8 +10,9 @@
 
 ``print(t)`` shows the steps as a table.  While a trace is active the engine calls
 ``Trace._record_step`` once per VJP node it executes, in execution order; each call is
-turned into a small :class:`Step` (shapes, float norms and summaries, never whole
-arrays), so tracing a big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)``
+turned into a small :class:`Step` (shapes, float norms and summaries of the gradient
+arriving, of the values the rule used and of the gradients sent, never whole arrays
+beyond ``SMALL`` elements), so tracing a big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)``
 writes the step numbers onto the graph, and ``minigrad.html.to_html(..., trace=t)`` makes
 a page that replays the steps one by one.
 
