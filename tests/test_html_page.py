@@ -465,7 +465,7 @@ def test_stepping_into_a_closed_box_opens_it_and_leaving_closes_it(browser, tmp_
     no_console_errors(browser)
 
 
-# Run in the page: step through backward from `first` to `last` and report per step the
+# Run in the page: step through the view's steps from `first` to `last` and report per step the
 # running op's label height and what is wrong (node or arrows out of the window, a label
 # clipped by the SVG's edge or overlapping another one).
 CHECK_EVERY_STEP = """
@@ -490,7 +490,7 @@ for (let k = first; k <= last; k++) {
     if (height < 11) problems.push(`label ${height.toFixed(1)} px high`);
   }
   const arrows = [...document.querySelectorAll("#canvas g.edge.carrying")];
-  if (DATA.steps[k - 1].inputs.length && !arrows.length) problems.push("no arrows");
+  if ((page.view === "forward" || DATA.steps[k - 1].inputs.length) && !arrows.length) problems.push("no arrows");
   for (const a of arrows) {
     if (!meets(box(a.querySelector("path").getBoundingClientRect()), view)) problems.push("an arrow out of the window");
   }
@@ -534,6 +534,11 @@ def test_every_step_of_the_depth_2_model_is_in_view_and_legible(browser, tmp_pat
     # Stepping back to the start hides every gradient label again.
     browser.execute_script("setStep(0)")
     assert labelled_arrows(browser) == []
+    # The forward view's steps, the ops in recording order, are as legible.
+    browser.execute_script("setView('forward')")
+    report = browser.execute_script(CHECK_EVERY_STEP, 1, browser.execute_script("return DATA.forward.length"))
+    assert len(report) == 136 and [(k, problems) for k, _, problems in report if problems] == []
+    browser.execute_script("setView('backward')")
     # The find box jumps to the first step that runs in a scope.
     for name in ("decoder.layers.1.cross_attn", "encoder.layers.0.ffn", "src_embed.tokens.weight"):
         find = browser.find_element("id", "find")
