@@ -183,63 +183,104 @@ def headless_chromium(profile_dir, chromium="/usr/bin/chromium", chromedriver="/
 
 def measure_page(driver, path: Path) -> dict:
     """Open the page from file:// and time it with the Performance API: load to
-    interactive (the page's "graph-interactive" mark), one step forward, opening the
-    first box (if any) and closing it."""
+    interactive (the page's "graph-interactive" mark) and to every box's SVG parsed (the
+    "graph-parsed" mark, done while idle), then every backward step from the first to the
+    last, one per animation frame (each highlights, opens or closes a box when the step
+    enters or leaves one, and pans and zooms): the script's time per step, and the
+    frames that took longer than 50 ms with style, layout and paint (Chromium's
+    long-animation-frame entries), with the most work one of them held.  Once straight
+    after loading ("cold": a box's SVG is parsed when first needed), once after the idle
+    parse ("warm")."""
     driver.get(path.resolve().as_uri())
-    return driver.execute_script("""
-        const ms = (f) => { const t = performance.now(); f(); return performance.now() - t; };
-        const box = document.querySelector("#canvas g.node title");
-        const result = {
-          interactive_ms: performance.getEntriesByName("graph-interactive")[0].startTime,
-          step_ms: ms(() => document.getElementById("next").click()),
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const interactive = performance.getEntriesByName("graph-interactive")[0].startTime;
+        const run = (finish) => {
+          const times = [], opening = [], long = [];
+          // A long frame's work: its scripts, then style, layout and paint (from renderStart);
+          // the rest of its duration the renderer waited (for a CPU, on a busy machine).
+          // (Scripts that ran from renderStart on, the animation-frame callbacks, are in the latter.)
+          const work = (e) => {
+            const render = e.renderStart || e.startTime + e.duration;
+            return e.scripts.filter((s) => s.startTime < render).reduce((sum, s) => sum + s.duration, 0) +
+                   (e.startTime + e.duration - render);
+          };
+          const observer = new PerformanceObserver((list) => long.push(...list.getEntries().map((e) => [e.duration,
+                                                                                                      work(e)])));
+          observer.observe({ type: "long-animation-frame" });
+          let k = 1;
+          const tick = () => {
+            if (k > DATA.steps.length) {
+              return setTimeout(() => {
+                observer.disconnect();
+                setStep(0);
+                times.sort((a, b) => a - b);
+                finish({ median: times[times.length >> 1], max: times[times.length - 1],
+                         box: opening.length ? Math.max(...opening) : null, boxes: opening.length,
+                         long: long.length, longest: long.length ? Math.max(...long.map(([d]) => d)) : null,
+                         work: long.length ? Math.max(...long.map(([, w]) => w)) : null });
+              }, 300);
+            }
+            const state = page.state, t = performance.now();
+            setStep(k++);
+            const ms = performance.now() - t;
+            times.push(ms);
+            if (page.state !== state) opening.push(ms);
+            requestAnimationFrame(tick);
+          };
+          requestAnimationFrame(tick);
         };
-        const boxes = Object.keys(DATA.views[page.view].states[0].boxes);
-        if (boxes.length) {
-          result.open_box_ms = ms(() => nodes[boxes[0]].dispatchEvent(new MouseEvent("click")));
-          result.close_box_ms = ms(() => openBox(null));
-        }
-        return result;""")
+        run((cold) => {
+          const parsed = () => performance.getEntriesByName("graph-parsed")[0];
+          const wait = () => parsed() ? run((warm) => done({ interactive_ms: interactive,
+                                                               parsed_ms: parsed().startTime, cold, warm }))
+                                      : setTimeout(wait, 100);
+          wait();
+        });""")
 
 
 def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
-    """A picture of the model's page mid-backward: ``box`` opened, at the first step
-    inside it that sends a tensor its second gradient, zoomed onto that step."""
+    """The page as it shows itself, untouched, at 1280×800: opened and stepped (with
+    setStep, as → does) to the first step inside ``box`` that sends a tensor its second
+    gradient (for a page without boxes, the first step); the page opens the box and pans
+    and zooms by itself.  Returns the step shown."""
     driver.get(page.resolve().as_uri())
-    driver.execute_script("""
-        const states = DATA.views.backward.states;
-        const opened = states.find((s) => s.expand !== null && DATA.scopes[s.expand].endsWith(arguments[0]));
-        openBox(opened.expand);
-        const scope = DATA.scopes[opened.expand];
-        setStep(DATA.steps.find((s) => s.scope.startsWith(scope) && s.inputs.some((i) => i.count >= 2)).number);
-        // Zoom onto the VJP that runs and the nodes it sends gradients to, with a margin.
-        const rects = [...document.querySelectorAll("g.node.current, g.node.receiving")]
-          .map((g) => g.getBoundingClientRect());
-        const left = Math.min(...rects.map((r) => r.left)), top = Math.min(...rects.map((r) => r.top));
-        const right = Math.max(...rects.map((r) => r.right)), bottom = Math.max(...rects.map((r) => r.bottom));
-        const view = document.getElementById("viewport").getBoundingClientRect(), z = page.zoom;
-        const margin = 60;
-        showRect((left - view.left - z.x - margin) / z.s, (top - view.top - z.y - margin) / z.s,
-                 (right - left + 2 * margin) / z.s, (bottom - top + 2 * margin) / z.s);
-        details(document.querySelector("g.node.current title").textContent);""", box)
+    number = driver.execute_script("""
+        const inside = DATA.steps.filter((s) => s.scope.includes(arguments[0]));
+        const step = inside.find((s) => s.inputs.some((i) => i.count >= 2)) || DATA.steps[0];
+        setStep(step.number);
+        return step.number;""", box)
     driver.save_screenshot(str(png))
-    print(f"screenshot of {page.name} mid-backward -> {png}")
+    print(f"screenshot of {page.name} at step {number} -> {png}")
+    return number
 
 
-def measure(paths, png=None):
+def measure(paths, png=None, runs=1):
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
-        driver = headless_chromium(profile)
+        driver = headless_chromium(profile, size=(1280, 800))
+        driver.set_script_timeout(120)
         try:
-            if png is not None:
-                screenshot(driver, next(p for p in paths if p.name.startswith("model")), png)
+            if png is not None:  # the model's page, and the neuron's beside it
+                for path in paths:
+                    name = png if path.name.startswith("model") else png.with_name(f"{png.stem}_{path.stem}.png")
+                    screenshot(driver, path, name)
             for path in paths:
-                figures = measure_page(driver, path)
-                errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-                times = ", ".join(f"{name.replace('_', ' ')} {figures[name + '_ms']:.0f} ms"
-                                  for name in ("interactive", "step", "open_box", "close_box")
-                                  if name + "_ms" in figures)
-                print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; {times}; console errors: {len(errors)}")
+                for _ in range(runs):
+                    f = measure_page(driver, path)
+                    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+                    steps = "; ".join(
+                        f"{name} steps: script median {f[name]['median']:.1f} ms, max {f[name]['max']:.1f} ms"
+                        + (f" (opening or closing a box, {f[name]['boxes']} steps: max {f[name]['box']:.1f} ms)"
+                           if f[name]["box"] is not None else "")
+                        + f", frames over 50 ms: {f[name]['long']}"
+                        + (f" (longest {f[name]['longest']:.0f} ms; the most work in one of them, script, style, "
+                           f"layout and paint: {f[name]['work']:.0f} ms)" if f[name]["longest"] else "")
+                        for name in ("cold", "warm"))
+                    print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; interactive {f['interactive_ms']:.0f} ms, "
+                          f"every state parsed {f['parsed_ms']:.0f} ms after navigation; "
+                          f"{steps}; console errors: {len(errors)}")
         finally:
             driver.quit()
 
@@ -254,14 +295,16 @@ def main(argv=None):
                         help="write the interactive pages (neuron, model at depth 2) instead of the SVGs")
     parser.add_argument("--measure", action="store_true",
                         help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
+    parser.add_argument("--runs", type=int, default=1, help="with --measure: load and step each page this many times")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="with --html --measure: also save a picture of the model's page mid-backward")
+                        help="with --html --measure: also save pictures of the pages mid-backward "
+                             "(the model's as PNG, the neuron's beside it)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     demos = HTML_DEMOS if args.html else DEMOS
     paths = [demos[name](args.out) for name in args.only or demos if name in demos]
     if args.measure:
-        measure([p for p in paths if p is not None], args.screenshot)
+        measure([p for p in paths if p is not None], args.screenshot, args.runs)
 
 
 if __name__ == "__main__":

@@ -583,7 +583,7 @@ def linear(x, weight, bias=None, *, op="linear"):
 
     x (..., in) -> (..., out).  The batch axes fold into rows, so the forward pass and
     the weight gradient are one large GEMM each instead of one small GEMM per batch entry.
-      x̄ = ḡ Wᵀ,   W̄ = x₂ᵀ ḡ₂ (x and ḡ as matrices of rows),   b̄ = ḡ summed over the rows
+      x̄ = ḡ Wᵀ,   W̄ = xᵀ ḡ (x and ḡ flattened to matrices of rows),   b̄ = ḡ summed over the rows
     """
     x, weight = _pair(x, weight)
     k, m = weight.shape
@@ -710,6 +710,7 @@ def attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
     With P = softmax(S), S = q kᵀ/√d_k, D the dropout mask (all ones without dropout) and
     W = P·D the weights applied to v:
       v̄ = Wᵀ ḡ,   Ṗ = (ḡ vᵀ)·D,   S̄ = P·(Ṗ - Σₖ Ṗ·P),   q̄ = S̄ k / √d_k,   k̄ = S̄ᵀ q / √d_k
+
     ``transformer/attention.py`` composes the same function from elementary ops.
     """
     q, k, v = _lift(q), _lift(k), _lift(v)

@@ -10,8 +10,9 @@
 
 ``print(t)`` shows the steps as a table.  While a trace is active the engine calls
 ``Trace._record_step`` once per VJP node it executes, in execution order; each call is
-turned into a small :class:`Step` (shapes, float norms and summaries, never whole
-arrays), so tracing a big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)``
+turned into a small :class:`Step` (shapes, float norms and summaries of the gradient
+arriving, of the values the rule used and of the gradients sent, never whole arrays
+beyond ``SMALL`` elements), so tracing a big model costs little memory.  ``minigrad.viz.to_dot(..., trace=t)``
 writes the step numbers onto the graph, and ``minigrad.html.to_html(..., trace=t)`` makes
 a page that replays the steps one by one.
 
@@ -36,16 +37,20 @@ from minigrad import autograd
 
 class Summary(NamedTuple):
     """Statistics of an array, in float64: mean, std, min, max, and the values themselves
-    (flattened) when there are at most ``SMALL`` of them, else None."""
+    (flattened) when there are at most ``SMALL`` of them, else None; for a larger array
+    ``histogram``, how many values fall in each of ``BINS`` equal bins from min to max
+    (the last bin includes max), else None."""
 
     mean: float
     std: float
     min: float
     max: float
     values: tuple | None
+    histogram: tuple | None = None
 
 
 SMALL = 16  # arrays up to this size are kept in full by summarize()
+BINS = 12  # histogram bins of a larger array
 
 
 def summarize(array) -> Summary | None:
@@ -54,7 +59,11 @@ def summarize(array) -> Summary | None:
     if values.size == 0:
         return None
     kept = tuple(float(v) for v in values) if values.size <= SMALL else None
-    return Summary(float(values.mean()), float(values.std()), float(values.min()), float(values.max()), kept)
+    low, high = float(values.min()), float(values.max())
+    histogram = None
+    if kept is None and np.isfinite(low) and np.isfinite(high):
+        histogram = tuple(int(c) for c in np.histogram(values, bins=BINS, range=(low, high))[0])
+    return Summary(float(values.mean()), float(values.std()), low, high, kept, histogram)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,11 @@ class Step:
     gradient's :class:`Summary`.  ``input_grad_sums`` pairs each input index that got a
     gradient with ``(count, sum_norm)``: after this step the input has received ``count``
     gradients in all and their running sum has norm ``sum_norm``.
+
+    What the rule used and made, as :class:`Summary` (values in full for small arrays):
+    ``output_summary`` the node's output, ``input_summaries`` each input (one per input,
+    in order), ``input_grad_summaries`` pairs each input index that got a gradient with
+    the gradient sent (after broadcasting is undone).
     """
 
     number: int
@@ -87,6 +101,9 @@ class Step:
     grad_count: int = 1
     grad_summary: Summary | None = None
     input_grad_sums: tuple = ()
+    output_summary: Summary | None = None
+    input_summaries: tuple = ()
+    input_grad_summaries: tuple = ()
 
 
 def norm(array) -> float:
@@ -144,6 +161,9 @@ class Trace:
             grad_count=arrived[2] if arrived is not None else 1,
             grad_summary=summarize(g.data),
             input_grad_sums=sums,
+            output_summary=summarize(t.data),
+            input_summaries=tuple(summarize(inp.data) for inp in node.inputs),
+            input_grad_summaries=tuple((i, summarize(gi.data)) for i, gi in step_grads),
         ))
 
     def _finish(self):

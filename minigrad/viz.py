@@ -3,7 +3,9 @@
     from minigrad.viz import to_dot, render
     to_dot(loss)                          # a graphviz.Digraph; shows inline in Jupyter
     render(loss, "loss.svg", depth=1)     # writes the file with Graphviz's `dot`
-    render(loss, "loss.html", trace=t)    # a page that steps through backward (minigrad.html)
+
+The page that steps through backward is ``minigrad.html.to_html`` (it builds on this
+module; this module does not know it).
 
 What the picture shows (forward view, the default):
 
@@ -53,7 +55,7 @@ NO_DOT_MESSAGE = (
     "to_dot() works without it: to_dot(...).source is the DOT text."
 )
 
-FORMATS = ("svg", "png", "pdf", "html")
+FORMATS = ("svg", "png", "pdf")
 
 # Fill colours by role.  Gradient colours (show_grad) replace the fill but keep the
 # border, so parameters and outputs remain recognisable.
@@ -533,10 +535,11 @@ def cluster_names(graph) -> dict:
     return names
 
 
-def emit(graph, options, graph_attr) -> graphviz.Digraph:
+def emit(graph, options, graph_attr, edge_labels=None) -> graphviz.Digraph:
     """Write the vertices into nested ``cluster_<k>`` subgraphs, one per scope prefix,
     then the edges.  Clusters are filled deepest first, so each is complete before it is
-    copied into its parent (no recursion)."""
+    copied into its parent (no recursion).  ``edge_labels`` (one per edge, in order)
+    replaces the labels ``edge_label`` writes."""
     dot = graphviz.Digraph("minigrad", graph_attr=graph_attr, node_attr={
         "shape": "box", "style": "rounded,filled", "fillcolor": "#f4f4f4",
         "fontname": "Helvetica", "fontsize": "10"}, edge_attr={"fontname": "Helvetica", "fontsize": "8"})
@@ -551,8 +554,9 @@ def emit(graph, options, graph_attr) -> graphviz.Digraph:
     for prefix in sorted(clusters, key=len, reverse=True):
         parent = clusters[prefix[:-1]] if len(prefix) > 1 else dot
         parent.subgraph(clusters[prefix])
-    for e in graph.edges:
-        dot.edge(e.src, e.dst, label=edge_label(e, options, graph) or None)
+    for k, e in enumerate(graph.edges):
+        label = edge_labels[k] if edge_labels is not None else edge_label(e, options, graph)
+        dot.edge(e.src, e.dst, label=label or None)
     return dot
 
 
@@ -621,19 +625,17 @@ def dot_options(backward, show_data, show_grad, trace, rankdir="TB", title=None)
 def render(roots, path, format=None, **options) -> Path:
     """Draw ``to_dot(roots, **options)`` into ``path`` as SVG, PNG or PDF (from
     ``format``, else the file's suffix, else SVG) with Graphviz's ``dot``; returns the
-    path written.  HTML writes the interactive page of ``minigrad.html.to_html``."""
+    path written.  The interactive page is ``minigrad.html.to_html(roots, ...).save(path)``."""
     if shutil.which("dot") is None:
         raise RuntimeError(NO_DOT_MESSAGE)
     path = Path(path)
     format = (format or path.suffix.lstrip(".") or "svg").lower()
+    if format == "html":
+        raise ValueError("render: for the interactive page use minigrad.html.to_html(roots, ...).save(path)")
     if format not in FORMATS:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}, got {format!r}")
     if path.suffix.lstrip(".").lower() != format:
         path = path.with_name(path.name + "." + format)
-    if format == "html":
-        from minigrad.html import to_html  # html builds on this module
-
-        return to_html(roots, **options).save(path)
     picture = to_dot(roots, **options).pipe(format=format)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(picture)

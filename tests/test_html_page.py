@@ -8,15 +8,17 @@ from a file:// URL, step through backward, open a box and read the console.
 import json
 import re
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad import viz
-from minigrad.html import GraphPage, op_rule, show, to_html
-from minigrad.tracing import trace
+from minigrad.html import FORMULAS, GraphPage, op_rule, show, to_html
+from minigrad.tracing import scope_path, trace
 from minigrad.viz import FREED_MESSAGE, render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
@@ -166,8 +168,10 @@ def test_opening_a_box_draws_what_it_hid():
 def test_render_writes_the_page_and_bad_options_get_one_line(tmp_path):
     o = neuron()
     t = traced(o)
-    path = render(o, tmp_path / "neuron.html", trace=t)
+    path = to_html(o, trace=t).save(tmp_path / "neuron.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    with pytest.raises(ValueError, match=r"render: for the interactive page use minigrad\.html\.to_html"):
+        render(o, tmp_path / "neuron.html", trace=t)  # viz draws pictures; the page is html's
     with pytest.raises(ValueError, match="fold_repeats is not supported"):
         to_html(o, depth=1, fold_repeats=True)
     with pytest.raises(TypeError, match="to_html: trace= must be a minigrad.tracing.Trace"):
@@ -224,7 +228,7 @@ def test_the_graph_command_writes_the_page(checkpoint, tmp_path, capsys):  # noq
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"), size=(1280, 800))
     yield driver
     driver.quit()
 
@@ -238,14 +242,25 @@ def open_page(browser, page, path):
 
 def current(browser):
     """(highlighted vertex id, displayed op, displayed |ḡ|, displayed |g| per input and
-    running sums, edge badges, titles of the highlighted arrows)."""
+    running sums, visible gradient labels of the highlighted arrows, their titles)."""
     return browser.execute_script("""
         const node = document.querySelector("#canvas g.node.current title");
-        const sends = [...document.querySelectorAll("#step-sends span.num")].map((e) => Number(e.dataset.value));
+        const sends = [...document.querySelectorAll("#step-panel h4[data-sent] span.num")]
+          .map((e) => Number(e.dataset.value));
+        const carrying = [...document.querySelectorAll("#canvas g.edge.carrying")];
         return [node && node.textContent, document.getElementById("step-op").textContent,
-                Number(document.getElementById("step-grad").dataset.value), sends,
-                [...document.querySelectorAll("text.badge.edge")].map((e) => e.textContent),
-                [...document.querySelectorAll("g.edge.carrying title")].map((e) => e.textContent).sort()];""")
+                Number(document.getElementById("step-grad")?.dataset.value), sends,
+                carrying.map((g) => g.querySelector("text.sent")).filter((t) => t && t.style.visibility !== "hidden")
+                  .map((t) => t.textContent),
+                carrying.map((g) => g.querySelector("title").textContent).sort()];""")
+
+
+def labelled_arrows(browser):
+    """Titles of the arrows whose gradient label is showing."""
+    return sorted(browser.execute_script("""
+        return [...document.querySelectorAll("#canvas g.edge text.sent")]
+          .filter((t) => t.style.visibility !== "hidden")
+          .map((t) => t.parentNode.querySelector("title").textContent);"""))
 
 
 def no_console_errors(browser):
@@ -261,13 +276,13 @@ def test_stepping_highlights_the_traced_step(browser, tmp_path):
     assert browser.find_element("id", "step-label").text == f"step 0 / {len(t.steps)}"
     for step in t.steps:
         browser.find_element("id", "next").click()
-        vertex, op, grad, sends, badges, arrows = current(browser)
+        vertex, op, grad, sends, labels, arrows = current(browser)
         assert vertex == op_vertex([o], step.node, backward=True)
         assert arrows == gradient_arrows([o], step)
         assert op == step.op and grad == step.grad_norm
         sums = dict(step.input_grad_sums)
         assert sends == [x for i, n in step.input_grad_norms for x in ((n, sums[i][1]) if sums[i][0] > 1 else (n,))]
-        assert len(badges) == len(step.input_grad_norms)
+        assert len(labels) == len(step.input_grad_norms)
     # The slider goes straight to a step; prev goes back one.
     browser.execute_script("const s = document.getElementById('slider'); s.value = 2;"
                            "s.dispatchEvent(new Event('input'));")
@@ -278,36 +293,118 @@ def test_stepping_highlights_the_traced_step(browser, tmp_path):
 
 
 @pytest.mark.requires("chromium", "dot")
-def test_where_gradients_add_up_the_running_sum_is_shown(browser, tmp_path):
+def test_an_arrow_is_labelled_once_the_step_that_sends_its_gradient_has_run(browser, tmp_path):
     y, h, _ = used_three_times()
     t = traced(y)
     open_page(browser, to_html(y, trace=t), tmp_path / "twice.html")
-    for _ in range(4):
-        browser.find_element("id", "next").click()
+    assert labelled_arrows(browser) == []  # nothing has been sent before backward
+    for k in [*range(len(t.steps) + 1), 2, 0]:  # forward to the end, then back
+        browser.execute_script("setStep(arguments[0])", k)
+        assert labelled_arrows(browser) == sorted(a for step in t.steps[:k] for a in gradient_arrows([y], step))
+    # Where a tensor has received several gradients, the label gives their running sum.
+    browser.execute_script("setStep(4)")
     mul = t.steps[3]
     (_, (count, total)) = mul.input_grad_sums[1]
-    badge = browser.execute_script("return [...document.querySelectorAll('text.badge.sum')].map(e => e.textContent)")
-    assert badge == [f"Σ of {count}: |g| {float(f'{total:.4g}'):g}"]
     assert count == 3 and total == pytest.approx(t.steps[4].grad_norm)  # the sum arrives at the next step
-    assert current(browser)[5] == gradient_arrows([y], mul)
+    assert f"(Σ of 3: {total:.3g})" in " ".join(current(browser)[4])
     # The node h's panel lists every gradient it received with the running sum.
     browser.execute_script("clickNode(arguments[0])", op_vertex([y], h._node, backward=True))
-    panel = browser.find_element("id", "panel").text
+    panel = browser.find_element("id", "node-panel").text
     assert "gradients received" in panel and "step 3 (exp)" in panel and "step 4 (mul)" in panel
     assert "the sum of 3" in panel
     no_console_errors(browser)
 
 
+def shown_numbers(browser):
+    """{role: exact values} of the step panel's value blocks, and its substituted rules
+    as (input, element, expression, value shown)."""
+    return browser.execute_script("""
+        const blocks = {};
+        for (const b of document.querySelectorAll("#step-panel .values")) {
+          blocks[b.dataset.role] = [...b.querySelectorAll("span.num")].map((e) => Number(e.dataset.value));
+        }
+        const rules = [...document.querySelectorAll("#step-panel .subst")].map((e) =>
+          [Number(e.dataset.input), Number(e.dataset.element), e.dataset.expr,
+           e.querySelector("span.num").textContent]);
+        return [blocks, rules];""")
+
+
+def expected_numbers(summary):
+    """What a value block shows: the values, or mean, std, min, max."""
+    if summary.values is not None:
+        return list(summary.values)
+    return [summary.mean, summary.std, summary.min, summary.max]
+
+
+def one_attention_head():
+    """One causal self-attention head of width 4 over 3 positions: every tensor has at
+    most 16 elements, so the page shows all values."""
+    from transformer.attention import MultiHeadAttention, causal_mask
+
+    rng = np.random.default_rng(0)
+    attention = MultiHeadAttention(d_model=4, n_heads=1, rng=rng)
+    x = mg.tensor(rng.standard_normal((1, 3, 4)).astype(np.float32), name="x")
+    cotangent = mg.tensor(rng.standard_normal((1, 3, 4)).astype(np.float32), name="c")
+    y = (attention(x, x, x, causal_mask(3)) * cotangent).sum()
+    y.name = "y"
+    return y
+
+
 @pytest.mark.requires("chromium", "dot")
-def test_forward_view_highlights_the_op_and_its_input_arrows(browser, tmp_path):
+@pytest.mark.parametrize("make", [neuron, one_attention_head], ids=["neuron", "attention head"])
+def test_the_numbers_shown_are_the_trace_s_and_the_rules_add_up(browser, tmp_path, make):
+    root = make()
+    t = traced(root)
+    open_page(browser, to_html(root, trace=t), tmp_path / "numbers.html")
+    substituted = set()
+    for step in t.steps:
+        browser.execute_script("setStep(arguments[0])", step.number)
+        blocks, rules = shown_numbers(browser)
+        expected = {"g": step.grad_summary, "out": step.output_summary,
+                    **{f"arg{i}": s for i, s in enumerate(step.input_summaries)},
+                    **{f"sent{i}": s for i, s in step.input_grad_summaries}}
+        assert blocks == {role: expected_numbers(s) for role, s in expected.items()}, step.op
+        sent = dict(step.input_grad_summaries)
+        for i, j, expr, shown in rules:
+            engine = sent[i].values[j]
+            assert float(shown) == float(f"{engine:.4g}")  # the result is the engine's gradient ...
+            value = eval(expr, {"__builtins__": {}})  # ... and the numbers substituted give it
+            assert value == pytest.approx(engine, rel=2e-3, abs=1e-4 * (1 + abs(engine))), (step.op, expr)
+            substituted.add(step.op)
+        if step.op in FORMULAS and all(len(s.values or ()) <= 16 for s in step.input_summaries):
+            assert {i for i, *_ in rules} == {i for i, s in step.input_grad_summaries
+                                              if FORMULAS[step.op][i] and s.values}, step.op
+    assert substituted >= ({"tanh", "add", "sum", "mul"} if make is neuron else {"reshape", "mul", "sum"})
+    no_console_errors(browser)
+
+
+def test_the_tanh_rule_is_written_out_with_its_numbers():
+    """The example of the README: tanh: ḡ·(1 − out²) with out = 0.7071 gives 0.5."""
+    o = neuron()
+    t = traced(o)
+    step = t.steps[0]
+    assert step.op == "tanh" and FORMULAS["tanh"] == ("g*(1 - out**2)",)
+    out, g = step.output_summary.values[0], step.grad_summary.values[0]
+    assert f"{out:.4g}" == "0.7071" and g == 1.0
+    assert dict(step.input_grad_summaries)[0].values[0] == pytest.approx(g * (1 - out**2)) == pytest.approx(0.5)
+
+
+@pytest.mark.requires("chromium", "dot")
+def test_the_forward_view_steps_through_the_ops_in_recording_order(browser, tmp_path):
     o = neuron()
     t = traced(o)
     open_page(browser, to_html(o, trace=t), tmp_path / "neuron.html")
     browser.find_element("id", "view-forward").click()
-    browser.find_element("id", "next").click()
-    vertex, op, grad, _, badges, _ = current(browser)
-    assert vertex == op_vertex([o], t.steps[0].node, backward=False) and op == "tanh"
-    assert badges == [f"|g| {float(f'{t.steps[0].input_grad_norms[0][1]:.4g}'):g}"]
+    made = sorted((x for x in viz.reachable_tensors([o]) if x._node is not None), key=lambda x: x._node.seq)
+    assert [x._node.op for x in made] == ["mul", "sum", "add", "tanh"]
+    for k, x in enumerate(made, 1):
+        browser.find_element("id", "next").click()
+        vertex, op, *_, arrows = current(browser)
+        assert vertex == op_vertex([o], x._node, backward=False) and op == x._node.op
+        value = browser.execute_script("return [...document.querySelectorAll('#step-panel [data-role=value] span.num')]"
+                                       ".map((e) => Number(e.dataset.value))")
+        assert value == x.data.astype(float).ravel().tolist()
+        assert browser.find_element("id", "step-label").text == f"op {k} / 4"
     no_console_errors(browser)
 
 
@@ -332,27 +429,143 @@ def test_a_box_opens_on_click_and_closes_again(browser, tmp_path):
         vertex, *_, arrows = current(browser)
         assert vertex == op_vertex([y], step.node, backward=True) and arrows == gradient_arrows([y], step)
     browser.find_element("id", "view-forward").click()  # the open box stays open
-    for step in t.steps:
-        browser.execute_script("setStep(arguments[0])", step.number)
-        vertex, *_, arrows = current(browser)
-        assert vertex == op_vertex([y], step.node, backward=False)
-        assert arrows == gradient_arrows([y], step, backward=False)
+    assert set(closed["hidden"]) - {v for v in closed["hidden"] if v.startswith("op")} <= drawn() | {
+        v for v in closed["hidden"] if v not in data_of(page)["views"]["forward"]["vertices"]}
     browser.find_element("id", "view-backward").click()
-    browser.execute_script("setStep(1)")
+    browser.execute_script("setStep(0)")
     browser.execute_script("document.querySelector('g.cluster.closer').dispatchEvent(new MouseEvent('click'))")
-    assert box in drawn() and current(browser)[0] == box
+    assert box in drawn()
     no_console_errors(browser)
 
 
 @pytest.mark.requires("chromium", "dot")
-def test_the_tiny_transformer_page_steps_to_its_end(browser, tmp_path):
+def test_stepping_into_a_closed_box_opens_it_and_leaving_closes_it(browser, tmp_path):
+    x = mg.tensor([1.0, -2.0], requires_grad=True, name="x")
+    u = x * 1.5
+    with mg.name_scope("block"):
+        v = (u * u).sum()
+    z = v * 2  # steps outside the box "block", before and after those inside
+    t = traced(z)
+    page = to_html(z, trace=t, depth=0)
+    open_page(browser, page, tmp_path / "box.html")
+    closed = data_of(page)["views"]["backward"]["states"][0]
+    (box,) = closed["boxes"]
+    assert [bool(s.scope) for s in t.steps] == [False, True, True, False]
+    for step in t.steps:
+        browser.execute_script("setStep(arguments[0])", step.number)
+        vertex, *_, arrows = current(browser)
+        arrows_now = gradient_arrows([z], step)
+        if not step.scope:  # drawn with the box closed: an arrow into it ends at the box
+            arrows_now = sorted("->".join(closed["hidden"].get(v, v) for v in a.split("->")) for a in arrows_now)
+        assert vertex == op_vertex([z], step.node, backward=True) and arrows == arrows_now
+        nodes = set(browser.execute_script("return Object.keys(nodes)"))
+        assert (box not in nodes) == bool(step.scope)  # open while the step runs inside, closed outside
+    browser.execute_script("setStep(0)")
+    assert box in set(browser.execute_script("return Object.keys(nodes)"))
+    no_console_errors(browser)
+
+
+# Run in the page: step through the view's steps from `first` to `last` and report per step the
+# running op's label height and what is wrong (node or arrows out of the window, a label
+# clipped by the SVG's edge or overlapping another one).
+CHECK_EVERY_STEP = """
+const [first, last] = arguments;
+const box = (r) => ({l: r.left, t: r.top, r: r.right, b: r.bottom});
+const inside = (a, b) => a.l >= b.l - 0.5 && a.t >= b.t - 0.5 && a.r <= b.r + 0.5 && a.b <= b.b + 0.5;
+const meets = (a, b) => a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b;
+const shrunk = (r) => ({l: r.l + 1, t: r.t + 1, r: r.r - 1, b: r.b - 1}); // touching is not overlapping
+const report = [];
+for (let k = first; k <= last; k++) {
+  setStep(k);
+  const view = box(document.getElementById("viewport").getBoundingClientRect());
+  const svg = document.querySelector("#canvas svg");
+  const frame = box(svg.getBoundingClientRect());
+  const node = document.querySelector("#canvas g.node.current");
+  const problems = [];
+  let height = 0;
+  if (!node) problems.push("no current node");
+  else {
+    if (!inside(box(node.getBoundingClientRect()), view)) problems.push("node outside the window");
+    height = Math.min(...[...node.querySelectorAll("text")].map((t) => t.getBoundingClientRect().height));
+    if (height < 11) problems.push(`label ${height.toFixed(1)} px high`);
+  }
+  const arrows = [...document.querySelectorAll("#canvas g.edge.carrying")];
+  if ((page.view === "forward" || DATA.steps[k - 1].inputs.length) && !arrows.length) problems.push("no arrows");
+  for (const a of arrows) {
+    if (!meets(box(a.querySelector("path").getBoundingClientRect()), view)) problems.push("an arrow out of the window");
+  }
+  const texts = [];
+  for (const t of svg.querySelectorAll("text")) {
+    if (getComputedStyle(t).visibility === "hidden" || !t.textContent.trim()) continue;
+    const r = box(t.getBoundingClientRect());
+    if (!meets(r, view)) continue;
+    if (!inside(r, frame)) problems.push(`clipped: ${t.textContent}`);
+    texts.push([shrunk(r), t.parentNode, t.textContent]);
+  }
+  for (let i = 0; i < texts.length; i++) {
+    for (let j = i + 1; j < texts.length; j++) {
+      if (texts[i][1] !== texts[j][1] && meets(texts[i][0], texts[j][0])) {
+        problems.push(`overlap: ${texts[i][2]} / ${texts[j][2]}`);
+      }
+    }
+  }
+  report.push([k, height, problems]);
+}
+return report;"""
+
+
+@pytest.mark.requires("chromium", "dot")
+def test_every_step_of_the_depth_2_model_is_in_view_and_legible(browser, tmp_path):
+    """At 1280×800 (the browser fixture's window), for every backward step of the tiny
+    Transformer's depth-2 page: the running op is inside the window with its label at
+    least 11 px high, its arrows are in view, and no label in view is clipped or overlaps
+    another.  (The page before the stepper followed the step failed this at all 136
+    steps: 5.5 px labels, no arrow lit at 105, overlapping labels at 6, clipped at 9.)"""
     loss = tiny_transformer_loss()
     t = traced(loss)
     open_page(browser, to_html(loss, trace=t, depth=2), tmp_path / "model.html")
-    browser.execute_script("setStep(DATA.steps.length)")
+    report = browser.execute_script(CHECK_EVERY_STEP, 1, len(t.steps))
+    assert len(report) == len(t.steps) == 136
+    assert [(k, problems) for k, _, problems in report if problems] == []
+    # Every step is the trace's, to the last one.
     _, op, grad, sends, _, _ = current(browser)
     assert op == t.steps[-1].op and grad == t.steps[-1].grad_norm
     assert sends[0] == t.steps[-1].input_grad_norms[0][1]
+    # Stepping back to the start hides every gradient label again.
+    browser.execute_script("setStep(0)")
+    assert labelled_arrows(browser) == []
+    # The forward view's steps, the ops in recording order, are as legible.
+    browser.execute_script("setView('forward')")
+    report = browser.execute_script(CHECK_EVERY_STEP, 1, browser.execute_script("return DATA.forward.length"))
+    assert len(report) == 136 and [(k, problems) for k, _, problems in report if problems] == []
+    browser.execute_script("setView('backward')")
+    # The find box jumps to the first step that runs in a scope.
+    for name in ("decoder.layers.1.cross_attn", "encoder.layers.0.ffn", "src_embed.tokens.weight"):
+        find = browser.find_element("id", "find")
+        find.clear()
+        find.send_keys(name + "\n")
+        first = next(s for s in t.steps if name in scope_path(s.scope) or any(
+            s.node.inputs[i].name == name for i, _ in s.input_grad_norms))
+        assert browser.execute_script("return page.step") == first.number, name
+        assert current(browser)[0] is not None
+    no_console_errors(browser)
+
+
+@pytest.mark.requires("chromium", "dot")
+def test_play_runs_at_the_chosen_speed(browser, tmp_path):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    o = neuron()
+    open_page(browser, to_html(o, trace=traced(o)), tmp_path / "neuron.html")
+    Select(browser.find_element("id", "speed")).select_by_visible_text("slow")  # 1.5 s a step
+    browser.find_element("id", "play").click()
+    time.sleep(0.5)
+    assert browser.execute_script("return page.step") == 1
+    browser.find_element("id", "play").click()  # pause
+    Select(browser.find_element("id", "speed")).select_by_visible_text("very fast")
+    browser.find_element("id", "play").click()
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return page.step") == 4)
+    assert browser.find_element("id", "play").text == "play"  # it stops at the end
     no_console_errors(browser)
 
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import autograd
-from minigrad.tracing import Trace, format_table, scope_path, trace
+from minigrad.tracing import BINS, SMALL, Trace, format_table, scope_path, summarize, trace
 
 
 def neuron():
@@ -199,3 +199,26 @@ def test_a_leaf_s_running_sum_goes_on_over_backward_passes_like_grad():
     assert first.input_grad_sums == ((0, (1, pytest.approx(np.sqrt(8)))),)
     assert second.input_grad_sums == ((0, (2, pytest.approx(np.sqrt(32)))),)
     assert third.input_grad_sums == ((0, (3, pytest.approx(np.sqrt(72)))),)
+
+
+def test_each_step_records_what_its_rule_used_and_sent():
+    """a·b with a broadcast b: the step keeps the output, both inputs and the gradient
+    each input received after broadcasting is undone (b's is summed over the rows)."""
+    a = mg.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+    b = mg.tensor([0.5, -1.0], requires_grad=True)
+    with trace() as t:
+        (a * b).sum().backward()
+    mul = t.steps[1]
+    assert mul.op == "mul"
+    assert mul.output_summary.values == (0.5, 2.0, 1.5, -4.0)
+    assert [s.values for s in mul.input_summaries] == [(1.0, -2.0, 3.0, 4.0), (0.5, -1.0)]
+    assert dict(mul.input_grad_summaries)[1].values == (4.0, 2.0)  # ḡ·a summed over the rows
+    assert dict(mul.input_grad_summaries)[0].values == (0.5, -1.0, 0.5, -1.0)
+
+
+def test_a_larger_array_is_summarized_with_a_histogram():
+    values = np.arange(100, dtype=np.float32)
+    summary = summarize(values)
+    assert summary.values is None and len(summary.histogram) == BINS and sum(summary.histogram) == 100
+    assert summary.histogram == (9, 8, 8, 8, 9, 8, 8, 8, 9, 8, 8, 9)  # bins 8.25 wide from 0 to 99
+    assert summarize(np.arange(SMALL, dtype=np.float32)).histogram is None  # small: the values themselves

@@ -50,6 +50,7 @@ DECODING, T_DECODING = "transformer/decoding.py", "tests/test_decoding.py"
 TASKS, T_TASKS = "transformer/tasks.py", "tests/test_tasks.py"
 TOKENIZER, T_TOKENIZER = "transformer/tokenizer.py", "tests/test_tokenizer.py"
 T_SCORING, T_SIDES = "tests/test_scoring.py", "tests/test_two_vocabularies.py"
+PAGE_JS, T_PAGE = "minigrad/graph_page.js", "tests/test_html_page.py"
 
 
 def case(*names):
@@ -422,6 +423,27 @@ MUTANTS = [
     m("notebooks.forward_order_read_newest_first", "notebooks/00_autograd.py",
       "key=lambda node: node.seq)", "key=lambda node: -node.seq)",
       "tests/test_notebooks.py::test_notebook_runs_in_quick_mode[00_autograd]"),
+    # ---- graph page
+    m("page.step_does_not_open_its_box", PAGE_JS, "  if (wanted !== page.state) {", "  if (false) {",
+      f"{T_PAGE}::test_stepping_into_a_closed_box_opens_it_and_leaving_closes_it"),
+    m("page.box_stays_open_after_the_step_leaves", PAGE_JS,
+      "wanted = page.learnerOpened !== null && mine > 0 ? mine : 0;", "wanted = page.state;",
+      f"{T_PAGE}::test_stepping_into_a_closed_box_opens_it_and_leaving_closes_it"),
+    m("page.labels_shown_before_their_step", PAGE_JS, "parts.filter(([s]) => s < k)", "parts.filter(([s]) => s <= k)",
+      f"{T_PAGE}::test_an_arrow_is_labelled_once_the_step_that_sends_its_gradient_has_run"),
+    m("page.substituted_value_loses_its_sign", PAGE_JS, "v < 0 ? `(${text})` : text;", "v < 0 ? text.slice(1) : text;",
+      f"{T_PAGE}::test_the_numbers_shown_are_the_trace_s_and_the_rules_add_up"),
+    m("page.arriving_gradient_shows_the_output", PAGE_JS, 'values(step.grad, "g")', 'values(step.out, "g")',
+      f"{T_PAGE}::test_the_numbers_shown_are_the_trace_s_and_the_rules_add_up"),
+    m("page.tanh_formula_sign", "minigrad/html.py", '"tanh": ("g*(1 - out**2)",)', '"tanh": ("g*(1 + out**2)",)',
+      f"{T_PAGE}::test_the_numbers_shown_are_the_trace_s_and_the_rules_add_up"),
+    m("page.trace_records_the_arriving_gradient_as_sent", "minigrad/tracing.py",
+      "input_grad_summaries=tuple((i, summarize(gi.data))", "input_grad_summaries=tuple((i, summarize(g.data))",
+      f"{T_PAGE}::test_the_numbers_shown_are_the_trace_s_and_the_rules_add_up"),
+    m("page.pan_not_applied", PAGE_JS, "  page.zoom = { s, x, y };\n  applyZoom();", "  page.zoom = { s, x, y };",
+      f"{T_PAGE}::test_every_step_of_the_depth_2_model_is_in_view_and_legible"),
+    m("page.labels_too_small", PAGE_JS, "const LEGIBLE_PX = 11.5;", "const LEGIBLE_PX = 8;",
+      f"{T_PAGE}::test_every_step_of_the_depth_2_model_is_in_view_and_legible"),
 ]
 
 # --------------------------------------------------------------------------- running

@@ -345,6 +345,7 @@ def add_attention_parser(commands):
 # ---------------------------------------------------------------------------- graph
 
 def run_graph(args):
+    from minigrad.html import to_html
     from minigrad.tracing import trace
     from minigrad.viz import NO_DOT_MESSAGE, render
     from transformer.inspection import model_loss
@@ -357,7 +358,7 @@ def run_graph(args):
     if args.html:  # the page steps through backward, so run it (keeping the graph to draw)
         with trace() as steps:
             loss.backward(retain_graph=True)
-        path = render(loss, args.out or "model.html", format="html", depth=args.depth, trace=steps, title=title)
+        path = to_html(loss, depth=args.depth, trace=steps, title=title).save(args.out or "model.html")
         print(f"wrote the page of one forward pass, loss and {len(steps)} backward steps to {path}")
         return
     path = render(loss, args.out or "model.svg", depth=args.depth, fold_repeats=True, title=title)
