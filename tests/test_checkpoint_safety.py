@@ -185,6 +185,7 @@ def test_a_config_of_legal_fields_that_would_need_gigabytes_is_refused():
     (lambda m: m["extra"]["dropout_rng"]["state"].__setitem__("state", "x"), "'dropout_rng' is not a valid PCG64"),
     (lambda m: m["extra"]["dropout_rng"].__setitem__("bit_generator", "MT19937"), "'dropout_rng' must be a PCG64"),
     (lambda m: m["extra"].__setitem__("seconds", -5), "'seconds' must be a number >= 0"),
+    (lambda m: m["extra"].__setitem__("seconds", float("inf")), "'seconds' must be a number >= 0, got inf"),
     (lambda m: m["scheduler"].__setitem__("step_num", 10**6),
      "the schedule is at step 1000000 but the run at step 3 \\(it should be 4\\)"),
     (lambda m: m["scheduler"].__setitem__("step_num", 10**13), r"'step_num': int in \[1, 10+\]"),
@@ -398,9 +399,10 @@ def test_members_the_metadata_does_not_name_are_refused_in_every_namespace(good,
     # Under model/, the names are the model's: one it does not have is refused by name.
     path = rewritten(good, "extra_weight.npz", change_arrays=lambda a: a.__setitem__("model/encoder.extra", small))
     before = raw(model)
+    opened = Opened(monkeypatch)
     refused(path, r"the model state does not fit: 1 problem\(s\), nothing was loaded:\n  unexpected key "
                   "'encoder.extra'", model)
-    assert raw(model) == before
+    assert raw(model) == before and opened.arrays == 1  # refused from the names, before reading weights
 
 
 def test_the_atomic_write_flushes_and_fsyncs_the_data_before_the_rename_then_syncs_the_directory(
@@ -453,6 +455,12 @@ def test_every_model_config_bound_is_accepted_at_its_edge_and_refused_one_past_i
             validate_model_config({**base, field: value})
 
 
+def test_the_pad_id_must_be_a_token_of_both_vocabularies():
+    assert validate_model_config(dict(src_vocab_size=5, tgt_vocab_size=4, d_model=2, n_heads=1, pad_id=3)).pad_id == 3
+    with pytest.raises(ValueError, match="^pad_id=4 is not a token of a vocabulary of 4$"):
+        validate_model_config(dict(src_vocab_size=5, tgt_vocab_size=4, d_model=2, n_heads=1, pad_id=4))
+
+
 def test_dropout_is_accepted_below_one_and_refused_at_one():
     base = dict(src_vocab_size=3, tgt_vocab_size=3, d_model=2, n_heads=1)
     for value in (0.0, np.nextafter(1.0, 0.0)):
@@ -477,6 +485,17 @@ def test_the_model_size_limit_is_exact_and_counts_every_element(monkeypatch):
         monkeypatch.setattr(checkpoints, "MAX_MODEL_ELEMENTS", held - 1)
         with pytest.raises(ValueError, match=f"would hold {held:,} numbers, more than the {held - 1:,}"):
             validate_model_config(config.to_dict())
+
+
+@pytest.mark.parametrize("name, value", [("lr", float("inf")), ("eps", float("inf")), ("betas", [0.9, float("inf")]),
+                                         ("lr", float("nan"))])
+def test_non_finite_optimizer_hyperparameters_are_refused(good, name, value):
+    path = rewritten(good, "inf_lr.npz", lambda m: m["optimizer"]["hyperparams"].__setitem__(name, value))
+    model = micro_model()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    before = raw(model)
+    refused(path, rf"the optimizer state does not fit: (.|\n)*{name} must be a finite number", model, opt)
+    assert raw(model) == before and opt.lr == 1e-3
 
 
 def test_step_counters_are_accepted_up_to_max_step_and_refused_past_it(good):

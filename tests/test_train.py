@@ -466,7 +466,7 @@ def test_a_hang_up_ignored_when_the_run_began_stays_ignored(tmp_path):
     assert (run.stopped_by, run.step) == (None, 6)
 
 
-def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch, sigint_handled):
     real_save = train_module.save_training_checkpoint
 
     def save_under_two_ctrl_cs(*args):
