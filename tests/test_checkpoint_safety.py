@@ -12,6 +12,7 @@ import pytest
 
 from minigrad import checkpoint, optim
 from minigrad.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from minigrad.files import write_atomically
 from transformer.checkpoints import load_trained, read_run_config, save_training_checkpoint, validate_model_config
 from transformer.model import Transformer, TransformerConfig
 from transformer.tasks import tokenizer_for
@@ -185,6 +186,7 @@ def test_a_config_of_legal_fields_that_would_need_gigabytes_is_refused():
     (lambda m: m["extra"]["dropout_rng"]["state"].__setitem__("state", "x"), "'dropout_rng' is not a valid PCG64"),
     (lambda m: m["extra"]["dropout_rng"].__setitem__("bit_generator", "MT19937"), "'dropout_rng' must be a PCG64"),
     (lambda m: m["extra"].__setitem__("seconds", -5), "'seconds' must be a number >= 0"),
+    (lambda m: m["extra"].__setitem__("seconds", float("inf")), "'seconds' must be a number >= 0, got inf"),
     (lambda m: m["scheduler"].__setitem__("step_num", 10**6),
      "the schedule is at step 1000000 but the run at step 3 \\(it should be 4\\)"),
     (lambda m: m["scheduler"].__setitem__("step_num", 10**13), r"'step_num': int in \[1, 10+\]"),
@@ -331,3 +333,188 @@ def test_other_archives_are_named_as_not_checkpoints(tmp_path):
     with zipfile.ZipFile(zipped, "w") as zf:
         zf.writestr("README.txt", "hello")
     refused(zipped, "member 'README.txt' is not a .npy array")
+
+
+# ----------------------------------------------------------------------------- guards at their edges
+
+
+def with_member(path, name, key, header, data):
+    """A copy of checkpoint ``path`` whose member ``key`` has the .npy ``header`` and then
+    the raw bytes ``data`` (which may disagree with the header)."""
+    arrays, meta = contents(path)
+    arrays.pop(key, None)
+    out = path.parent / name
+    np.savez(out, __meta__=np.array(json.dumps(meta)), **arrays)
+    with zipfile.ZipFile(out, "a") as zf, zf.open(f"{key}.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(data)
+    return out
+
+
+@pytest.mark.parametrize("extra_bytes", [8, -8, 4096], ids=["longer", "shorter", "much longer"])
+def test_a_member_whose_data_does_not_match_its_header_is_refused_either_way(good, extra_bytes):
+    key = "model/decoder.layers.0.ffn.linear2.bias"  # (32,) float32: 128 bytes of data
+    header = {"descr": "<f4", "fortran_order": False, "shape": (32,)}
+    path = with_member(good, "torn.npz", key, header, np.ones(32, np.float32).tobytes()[:128 + extra_bytes]
+                       if extra_bytes < 0 else np.ones(32, np.float32).tobytes() + bytes(extra_bytes))
+    model = micro_model()
+    before = raw(model)
+    refused(path, r"entry 'model/decoder\.layers\.0\.ffn\.linear2\.bias' declares shape \(32,\) of float32 "
+                  r"\([\d,]+ bytes with its header\) but holds [\d,]+ bytes", model)
+    refused(path, "declares shape", loader=read_metadata)  # every member's header is checked, read or not
+    assert raw(model) == before
+    exact = with_member(good, "exact.npz", key, header, np.ones(32, np.float32).tobytes())
+    load_checkpoint(exact, model)
+    assert (model.state_dict()["decoder.layers.0.ffn.linear2.bias"] == 1).all()
+
+
+@pytest.mark.parametrize("name", ["exp_avg", "exp_avg_sq"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_optimizer_state_is_refused_by_name(good, name, bad):
+    def poison(arrays):
+        arrays[f"optimizer/state/4/{name}"].flat[1] = bad
+
+    path = rewritten(good, "nan_state.npz", change_arrays=poison)
+    model = micro_model()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    schedule = optim.ConstantSchedule(opt, 1e-3)
+    before = raw(model), [s[name].copy() for s in opt.state]
+    refused(path, rf"the optimizer state holds NaN or Inf values in 'optimizer/state/4/{name}' \(1 of \d+\)",
+            model, opt, schedule)
+    assert raw(model) == before[0]  # nothing was loaded, the weights neither
+    assert all(np.array_equal(s[name], b) for s, b in zip(opt.state, before[1]))
+    load_checkpoint(good, model, opt, schedule)  # the unpoisoned file loads
+
+
+def test_members_the_metadata_does_not_name_are_refused_in_every_namespace(good, monkeypatch):
+    model = micro_model()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    small = np.zeros(3, np.float32)
+    for key in ("optimizer/state/0/momentum", "optimizer/state/999/exp_avg", "optimizer/step", "scheduler/lr",
+                "extra/rng", "config/model", "weights"):
+        path = rewritten(good, "extra_member.npz", change_arrays=lambda a, key=key: a.__setitem__(key, small))
+        opened = Opened(monkeypatch)
+        refused(path, rf"unexpected entries '{re.escape(key)}' \(not model weights or state the metadata "
+                      "names\\); refused without reading them", model, opt)
+        refused(path, "unexpected entries", loader=read_metadata)
+        assert f"{key}.npy" not in opened.members
+    # Under model/, the names are the model's: one it does not have is refused by name.
+    path = rewritten(good, "extra_weight.npz", change_arrays=lambda a: a.__setitem__("model/encoder.extra", small))
+    before = raw(model)
+    opened = Opened(monkeypatch)
+    refused(path, r"the model state does not fit: 1 problem\(s\), nothing was loaded:\n  unexpected key "
+                  "'encoder.extra'", model)
+    assert raw(model) == before and opened.arrays == 1  # refused from the names, before reading weights
+
+
+def test_the_atomic_write_flushes_and_fsyncs_the_data_before_the_rename_then_syncs_the_directory(
+        tmp_path, monkeypatch):
+    real_fsync, real_replace = os.fsync, os.replace
+    events = []
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(("fsync directory",) if stat.S_ISDIR(info.st_mode) else ("fsync file", info.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.getsize(src), os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, micro_model())
+    size = path.stat().st_size
+    # The whole file is on disk (flushed from Python's buffer, then fsynced) before the
+    # rename makes it visible; then the directory entry of the rename is made durable.
+    assert events == [("fsync file", size), ("replace", size, os.fspath(path)), ("fsync directory",)]
+    load_checkpoint(path, micro_model())
+    events.clear()  # a small text stays in Python's buffer unless it is flushed before the fsync
+    write_atomically(tmp_path / "notes.txt", "twelve bytes")
+    assert events == [("fsync file", 12), ("replace", 12, os.fspath(tmp_path / "notes.txt")), ("fsync directory",)]
+
+
+@pytest.mark.parametrize("field, lo, hi", [
+    ("src_vocab_size", 1, 2**20), ("tgt_vocab_size", 1, 2**20), ("d_model", 1, 2**14), ("n_heads", 1, 2**10),
+    ("n_encoder_layers", 0, 2**8), ("n_decoder_layers", 0, 2**8), ("d_ff", 1, 2**16), ("max_len", 1, 2**20),
+    ("pad_id", 0, 2**20),
+])
+def test_every_model_config_bound_is_accepted_at_its_edge_and_refused_one_past_it(field, lo, hi):
+    # Small in every other field, so that only the field under test can be out of range.
+    base = dict(src_vocab_size=3, tgt_vocab_size=3, d_model=2, n_heads=1, n_encoder_layers=0, n_decoder_layers=0,
+                d_ff=1, max_len=4)
+    for value in (lo, hi - 1):
+        values = {**base, field: value}
+        if field == "n_heads":  # d_model must stay divisible by n_heads
+            values["d_model"] = value
+        if field == "pad_id" and value == hi - 1:  # in range, but no vocabulary can hold it
+            with pytest.raises(ValueError, match=f"^pad_id={value} is not a token of a vocabulary of 3$"):
+                validate_model_config(values)
+            continue
+        if field == "pad_id":
+            values.update(src_vocab_size=value + 1, tgt_vocab_size=value + 1)
+        assert getattr(validate_model_config(values), field) == value
+    for value in (lo - 1, hi):
+        with pytest.raises(ValueError, match=rf"'{field}' must be in \[{lo}, {hi}\), got {value}"):
+            validate_model_config({**base, field: value})
+
+
+def test_the_pad_id_must_be_a_token_of_both_vocabularies():
+    assert validate_model_config(dict(src_vocab_size=5, tgt_vocab_size=4, d_model=2, n_heads=1, pad_id=3)).pad_id == 3
+    with pytest.raises(ValueError, match="^pad_id=4 is not a token of a vocabulary of 4$"):
+        validate_model_config(dict(src_vocab_size=5, tgt_vocab_size=4, d_model=2, n_heads=1, pad_id=4))
+
+
+def test_dropout_is_accepted_below_one_and_refused_at_one():
+    base = dict(src_vocab_size=3, tgt_vocab_size=3, d_model=2, n_heads=1)
+    for value in (0.0, np.nextafter(1.0, 0.0)):
+        assert validate_model_config({**base, "dropout": float(value)}).dropout == value
+    for value in (-1e-12, 1.0):
+        with pytest.raises(ValueError, match=rf"'dropout' must be in \[0.0, 1.0\), got {value}"):
+            validate_model_config({**base, "dropout": value})
+
+
+def test_the_model_size_limit_is_exact_and_counts_every_element(monkeypatch):
+    from transformer import checkpoints
+
+    for options in ({}, {"share_embeddings": True}, {"tie_output": False}, {"positional": "learned"},
+                    {"n_encoder_layers": 0, "n_decoder_layers": 3}):
+        config = TransformerConfig(V, V, **{**MICRO, "norm_first": True, **options})
+        model = Transformer(config)
+        buffers = {id(b): b.size for _, b in model.named_buffers()}  # the position tables, shared or not
+        held = sum(p.size for p in model.parameters()) + sum(buffers.values())
+        assert checkpoints.model_elements(config) == held, options  # pre-norm: the count is exact
+        monkeypatch.setattr(checkpoints, "MAX_MODEL_ELEMENTS", held)
+        assert validate_model_config(config.to_dict()) == config
+        monkeypatch.setattr(checkpoints, "MAX_MODEL_ELEMENTS", held - 1)
+        with pytest.raises(ValueError, match=f"would hold {held:,} numbers, more than the {held - 1:,}"):
+            validate_model_config(config.to_dict())
+
+
+@pytest.mark.parametrize("name, value", [("lr", float("inf")), ("eps", float("inf")), ("betas", [0.9, float("inf")]),
+                                         ("lr", float("nan"))])
+def test_non_finite_optimizer_hyperparameters_are_refused(good, name, value):
+    path = rewritten(good, "inf_lr.npz", lambda m: m["optimizer"]["hyperparams"].__setitem__(name, value))
+    model = micro_model()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    before = raw(model)
+    refused(path, rf"the optimizer state does not fit: (.|\n)*{name} must be a finite number", model, opt)
+    assert raw(model) == before and opt.lr == 1e-3
+
+
+def test_step_counters_are_accepted_up_to_max_step_and_refused_past_it(good):
+    def set_steps(optimizer_step, step_num):
+        def change(meta):
+            meta["optimizer"]["state"][0]["step"] = optimizer_step
+            meta["scheduler"]["step_num"] = step_num
+        return change
+
+    for optimizer_step, step_num in ((0, 1), (checkpoint.MAX_STEP, checkpoint.MAX_STEP)):
+        meta = read_metadata(rewritten(good, "edge.npz", set_steps(optimizer_step, step_num)))
+        assert (meta["optimizer"]["state"][0]["step"], meta["scheduler"]["step_num"]) == (optimizer_step, step_num)
+    for optimizer_step, step_num, match in ((checkpoint.MAX_STEP + 1, 1, "optimizer state 0 is not"),
+                                            (-1, 1, "optimizer state 0 is not"),
+                                            (0, checkpoint.MAX_STEP + 1, "the scheduler metadata is not"),
+                                            (0, 0, "the scheduler metadata is not")):
+        refused(rewritten(good, "past.npz", set_steps(optimizer_step, step_num)), match, loader=read_metadata)

@@ -444,3 +444,24 @@ def test_graph_without_dot_from_the_module_entry_point_is_one_line(checkpoint, t
                              "--out", str(tmp_path / "m.svg")], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, env=env)
     assert_one_line_error(result.returncode, result.stderr, "needs Graphviz's `dot` program")
+
+
+@pytest.mark.parametrize("argv, dest, low, high", [
+    (["translate", "--beam"], "beam", 1, 64),
+    (["graph", "--batch"], "batch", 1, 64),
+    (["graph", "--depth"], "depth", 1, None),
+    (["evaluate", "--threads"], "threads", 1, None),
+], ids=["beam", "batch", "depth", "threads"])
+def test_integer_options_are_accepted_at_their_bounds_and_refused_one_past_them(argv, dest, low, high, capsys):
+    from transformer.cli import build_parser
+
+    parser = build_parser()
+    for value in (low, high) if high else (low,):
+        assert getattr(parser.parse_args([*argv, str(value)]), dest) == value
+    for value in (low - 1, high + 1) if high else (low - 1, -5):
+        with pytest.raises(SystemExit) as caught:
+            parser.parse_args([*argv, str(value)])
+        err = capsys.readouterr().err
+        assert caught.value.code == 2 and err.count("\n") == 1
+        expected = f"must be from {low} to {high}, got {value}" if high else f"must be at least 1, got {value}"
+        assert f"argument {argv[-1]}: {expected}" in err, err

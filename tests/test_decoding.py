@@ -184,3 +184,99 @@ def test_translate_returns_the_decoded_text_before_eos(monkeypatch):
     assert translate(model, tokenizer, []) == []
     with pytest.raises(ValueError, match="nothing to translate in ''"):
         translate(model, tokenizer, ["ab", ""])
+
+
+# ----------------------------------------------------------------------------- guards at their edges
+
+
+def rigged_model(seed, eos_bias, vocab=8, max_len=16):
+    """An untrained float64 model whose output bias favours EOS by ``eos_bias``."""
+    config = TransformerConfig(vocab, vocab, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32,
+                               dropout=0.0, max_len=max_len, tie_output=False)
+    model = Transformer(config, seed=seed, dtype=np.float64)
+    model.output.bias.data[EOS] += eos_bias
+    return model
+
+
+def reference_beam_search(model, src, beam_size, max_len, alpha):
+    """Beam search written plainly, one hypothesis at a time, every prefix re-run from
+    scratch: extend every kept hypothesis by every allowed token, walk the candidates from
+    the most probable down, finishing those that end in EOS, until ``beam_size`` go on;
+    stop when ``beam_size`` have finished (or none goes on); after ``max_len`` steps the
+    unfinished compete too.  Finished hypotheses score log p / ((5 + |Y|) / 6)^alpha."""
+    model.eval()
+    allowed = [t for t in range(model.config.tgt_vocab_size) if t not in (PAD, BOS, UNK)]
+
+    def log_probs(prefix):
+        with mg.no_grad():
+            logits = model(src, np.array([[BOS, *prefix]])).data[0, -1]
+        return logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+
+    def normalized(score, hypothesis):
+        return score / ((5 + len(hypothesis)) / 6) ** alpha
+
+    beams, finished = [((), 0.0)], []
+    for _ in range(max_len):
+        candidates = sorted(((score + lp[t], prefix + (t,)) for prefix, score in beams
+                             for lp in [log_probs(prefix)] for t in allowed), key=lambda c: -c[0])
+        beams = []
+        for score, hypothesis in candidates:
+            if hypothesis[-1] == EOS:
+                finished.append((normalized(score, hypothesis), hypothesis))
+            else:
+                beams.append((hypothesis, score))
+                if len(beams) == beam_size:
+                    break
+        if len(finished) >= beam_size or not beams:
+            break
+    else:
+        finished += [(normalized(score, hypothesis), hypothesis) for hypothesis, score in beams]
+    return list(max(finished)[1])
+
+
+def until_eos(row):
+    row = [int(t) for t in row]
+    return row[:row.index(EOS) + 1] if EOS in row else row
+
+
+def test_beam_search_equals_a_plain_reference_where_eos_competes_early():
+    src = np.array([[4, 5, 6, 7]])
+    lengths = set()
+    for seed in range(8):
+        # EOS from unbiased to likely at the first step, with length normalizers from mild to
+        # strong, so that early finished hypotheses compete with longer and unfinished ones.
+        for eos_bias, alpha in ((0.0, 0.6), (1.0, 2.0), (2.0, 3.0)):
+            model = rigged_model(seed, eos_bias)
+            for beam_size in (2, 3):
+                expected = reference_beam_search(model, src, beam_size, 4, alpha)
+                found = until_eos(beam_search(model, src, beam_size, max_len=4, length_penalty=alpha)[0])
+                assert found == expected, (seed, eos_bias, alpha, beam_size)
+                lengths.add(len(expected) if expected[-1] == EOS else "unfinished")
+    assert {1, 2, "unfinished"} <= lengths  # the cases hold winners that end at step 1, at 2, and none
+    model = rigged_model(2, 2.0)
+    assert until_eos(beam_search(model, src, 2, max_len=4, length_penalty=3.0, use_cache=False)[0]) == \
+        reference_beam_search(model, src, 2, 4, 3.0)
+
+
+@pytest.mark.parametrize("favoured", [PAD, BOS, UNK], ids=["PAD", "BOS", "UNK"])
+def test_tokens_never_chosen_stay_unchosen_however_likely_the_model_makes_them(favoured):
+    model = rigged_model(0, 0.0)
+    model.output.bias.data[favoured] += 50.0  # nearly all the probability
+    src = np.array([[4, 5, 6], [7, 7, PAD]])
+    for tokens in (greedy_decode(model, src, 5), greedy_decode(model, src, 5, use_cache=False),
+                   beam_search(model, src, 3, max_len=5), beam_search(model, src, 3, max_len=5, use_cache=False)):
+        assert_well_formed(tokens, 5)
+        assert favoured not in tokens[:, 0]
+
+
+def test_max_len_is_accepted_up_to_the_model_s_positions_minus_bos_and_refused_past_it():
+    model = rigged_model(0, -50.0)  # EOS never wins: every row runs to max_len
+    src = np.array([[4, 5]])
+    for decode in (greedy_decode, beam_search):
+        assert decode(model, src, max_len=1).shape == (1, 1)
+        assert decode(model, src, max_len=15).shape == (1, 15)  # BOS + 15 tokens fill the 16 positions
+        assert decode(model, np.full((1, 12), 4)).shape == (1, 15)  # default: min(12 + 16, 15)
+        assert decode(rigged_model(0, -50.0, max_len=40), src).shape == (1, 18)  # default: 2 + 16
+        for bad in (0, 16):
+            with pytest.raises(ValueError, match=rf"decoding: max_len must be in \[1, 15\] for this model, got {bad}"):
+                decode(model, src, max_len=bad)

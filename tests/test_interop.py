@@ -212,6 +212,11 @@ def config_edit(**changes):
     (lambda m: m.update(names="jax"), ["metadata names must be one of"]),
     (lambda m: m.update(tokenizer='{"type": "char"}'), ["malformed char tokenizer"]),
     (lambda m: m.update(step="-1"), ["step must be a non-negative integer"]),
+    (lambda m: m.update(step="²"), ["step must be a non-negative integer of at most 1000000000000, got '²'"]),
+    (lambda m: m.update(step="١٢"), ["step must be a non-negative integer", "got '١٢'"]),
+    (lambda m: m.update(step="1" * 5000), ["step must be a non-negative integer", "got '111111"]),
+    (lambda m: m.update(step=str(10**12 + 1)), ["step must be a non-negative integer of at most 1000000000000, "
+                                                "got '1000000000001'"]),
 ])
 def test_bad_metadata_is_refused_in_one_line_before_building_a_model(change, words, tmp_path):
     path = tmp_path / "model.safetensors"
@@ -220,6 +225,24 @@ def test_bad_metadata_is_refused_in_one_line_before_building_a_model(change, wor
     message = one_line_error(lambda: import_safetensors(path))
     for word in words:
         assert word in message, message
+
+
+def test_a_config_given_as_json_is_validated_before_a_model_is_built():
+    model = make_model()
+    arrays = to_torch_arrays(model)
+    for change, words in (({"d_model": -16}, "'d_model' must be in [1, 16384), got -16"),
+                          ({"src_vocab_size": 2**19, "tgt_vocab_size": 2**19, "d_model": 2**12},
+                           "more than the 268,435,456")):
+        message = one_line_error(lambda change=change: import_state_dict(arrays, {**model.config.to_dict(), **change}))
+        assert message.startswith("the config: invalid model config: ") and words in message, message
+
+
+def test_the_step_is_read_up_to_max_step(tmp_path):
+    path = tmp_path / "model.safetensors"
+    export_safetensors(make_model(), TOKENIZER, path, step=10**12)
+    assert import_safetensors(path).step == 10**12
+    rewrite(path, change_metadata=lambda m: m.pop("step"))
+    assert import_safetensors(path).step == 0
 
 
 def test_unreadable_files_are_refused_in_one_line(tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from transformer.tasks import (
     DATE_FORMATS,
+    FEW_DIGITS_SHARE,
     LETTER_CASES,
     TASKS,
     Task,
@@ -80,6 +81,24 @@ def test_one_digit_string_in_five_uses_at_most_three_distinct_digits():
     few = distinct[1:4].sum()
     assert abs(few - 4000) < 5 * np.sqrt(4000 * 0.8), distinct
     assert distinct[1] > 1000 and distinct[2] > 1000  # runs and two-digit strings are both common
+
+
+def test_distinct_digit_counts_follow_the_documented_mixture():
+    # P(d distinct digits in a string of L) = (1 - share) P_uniform(d) + share/3 sum_{c=1,2,3} P(d | c chosen),
+    # with P(d | c) = C(c, d) surj(L, d) / c^L, surj(L, d) the maps of L positions onto d digits.
+    from math import comb
+
+    def onto(length, d):
+        return sum((-1) ** j * comb(d, j) * (d - j) ** length for j in range(d + 1))
+
+    n, length, share = 20_000, 10, FEW_DIGITS_SHARE
+    expected = np.array([n * ((1 - share) * comb(10, d) * onto(length, d) / 10 ** length
+                              + share / 3 * sum(comb(c, d) * onto(length, d) / c ** length for c in (1, 2, 3)))
+                         for d in range(11)])
+    rng = np.random.default_rng(0)
+    counts = np.bincount([len(set(random_digits(rng, length=length))) for _ in range(n)], minlength=11)
+    assert share == 0.2 and expected[1:4].min() > 1200  # each of 1, 2 and 3 distinct digits, over a thousand times
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(np.maximum(expected, 1))), (counts, expected.round())
 
 
 def test_repeated_digit_inputs_hold_every_run_and_fixed_few_digit_strings():

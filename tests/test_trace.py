@@ -222,3 +222,21 @@ def test_a_larger_array_is_summarized_with_a_histogram():
     assert summary.values is None and len(summary.histogram) == BINS and sum(summary.histogram) == 100
     assert summary.histogram == (9, 8, 8, 8, 9, 8, 8, 8, 9, 8, 8, 9)  # bins 8.25 wide from 0 to 99
     assert summarize(np.arange(SMALL, dtype=np.float32)).histogram is None  # small: the values themselves
+@pytest.mark.requires("dot")
+def test_two_graphs_in_one_trace_keep_the_trace_s_step_numbers_in_the_picture_and_the_page():
+    from minigrad.html import page_data
+    from minigrad.viz import to_dot
+
+    x = mg.tensor([1.0, 2.0], requires_grad=True, name="x")
+    first = (x * x).sum()
+    second = ((x.exp() * 3.0).tanh()).mean()
+    with trace() as t:
+        first.backward(retain_graph=True)
+        second.backward(retain_graph=True)
+    assert [s.op for s in t.steps] == ["sum", "mul", "mean", "tanh", "mul", "exp"]
+    assert [s.number for s in t.steps] == [1, 2, 3, 4, 5, 6]
+    page = page_data(second, trace=t)
+    assert [(s["number"], s["op"]) for s in page["steps"]] == [(3, "mean"), (4, "tanh"), (5, "mul"), (6, "exp")]
+    assert [(s["number"], s["op"]) for s in page_data(first, trace=t)["steps"]] == [(1, "sum"), (2, "mul")]
+    dot = to_dot(second, trace=t, backward=True).source
+    assert all(f"step {n}" in dot for n in (3, 4, 5, 6)) and "step 1" not in dot and "step 2" not in dot

@@ -466,7 +466,7 @@ def test_a_hang_up_ignored_when_the_run_began_stays_ignored(tmp_path):
     assert (run.stopped_by, run.step) == (None, 6)
 
 
-def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch, sigint_handled):
     real_save = train_module.save_training_checkpoint
 
     def save_under_two_ctrl_cs(*args):
@@ -479,3 +479,247 @@ def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatc
     assert (run.stopped_by, run.step) == ("SIGINT", 2)
     assert load_checkpoint(run.checkpoint)["extra"]["step"] == 2
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------- guards at their edges
+
+@pytest.fixture
+def no_plot(monkeypatch):
+    """No training.png: drawing it takes longer than the few steps of these runs."""
+    monkeypatch.setattr(train_module, "plot_training", lambda *args, **kwargs: None)
+
+
+
+def test_nonfinite_part_names_the_loss_or_the_gradient_norm():
+    assert train_module.nonfinite_part(0.5, 1.0) is None
+    assert train_module.nonfinite_part(0.5, float("inf")) == "gradient norm is inf"
+    assert train_module.nonfinite_part(0.5, float("nan")) == "gradient norm is nan"
+    assert train_module.nonfinite_part(float("nan"), 1.0) == "loss is nan"
+    assert train_module.nonfinite_part(float("-inf"), float("nan")) == "loss is -inf"
+
+
+def gradient_norm_inf_at(monkeypatch, bad_step):
+    """clip_grad_norm_ as usual, but reporting an infinite norm at step ``bad_step`` (the
+    loss stays finite, as when only the backward pass overflows)."""
+    from minigrad.optim import clip_grad_norm_ as real
+
+    calls = []
+
+    def clip(params, max_norm):
+        calls.append(real(params, max_norm))
+        return float("inf") if len(calls) == bad_step else calls[-1]
+
+    monkeypatch.setattr(train_module, "clip_grad_norm_", clip)
+
+
+def test_a_step_with_a_finite_loss_but_an_infinite_gradient_norm_is_refused(tmp_path, monkeypatch, no_plot):
+    two_steps = train(small_config(tmp_path, "two", steps=2), progress=False)
+    gradient_norm_inf_at(monkeypatch, 3)
+    with pytest.raises(TrainingDiverged, match=r"step 3: the gradient norm is inf; the step was not applied; "
+                                               r"training stopped, the last checkpoint \(step 2\)"):
+        train(small_config(tmp_path, "run"), progress=False)
+    stopped = np.load(tmp_path / "run" / "checkpoint.npz")
+    with np.load(two_steps.checkpoint) as expected:
+        assert all(np.array_equal(stopped[k], expected[k]) for k in expected.files if k.startswith("model/"))
+    gradient_norm_inf_at(monkeypatch, 3)
+    skipping = train(small_config(tmp_path, "skip", on_nonfinite="skip"), progress=False)
+    assert (skipping.step, skipping.skipped) == (6, 1)
+
+
+def test_resuming_into_a_directory_that_holds_another_run_is_refused(tmp_path, monkeypatch, no_plot):
+    a = train(small_config(tmp_path, "a", steps=2), progress=False)
+    train(small_config(tmp_path, "b", steps=2), progress=False)
+    files = {p: p.read_bytes() for p in (tmp_path / "a").iterdir()} | {p: p.read_bytes() for p in
+                                                                        (tmp_path / "b").iterdir()}
+    with pytest.raises(RunDirectoryError, match=r"b already holds a training run \(checkpoint.npz, metrics.jsonl\)"):
+        train(small_config(tmp_path, "b", steps=3), resume=a.checkpoint, progress=False)
+    assert files == {p: p.read_bytes() for p in files}  # neither run was touched
+    # Into an empty directory a checkpoint of another run starts a branch of it.
+    branch = train(small_config(tmp_path, "c", steps=3), resume=a.checkpoint, progress=False)
+    assert branch.step == 3 and a.checkpoint.read_bytes() == files[a.checkpoint]
+    # With --overwrite the other run is deleted first.
+    replaced = train(small_config(tmp_path, "b", steps=3), resume=a.checkpoint, overwrite=True, progress=False)
+    assert replaced.step == 3 and not (tmp_path / "b" / "checkpoint.prev.npz").exists()
+    assert [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()] \
+        == [3, 3, 3]
+    # The run's own checkpoint, however its path is written, resumes it.
+    monkeypatch.chdir(tmp_path)
+    resumed = train(small_config(tmp_path, "b", steps=4), resume="b/../b/checkpoint.npz", progress=False)
+    assert resumed.step == 4
+
+
+@pytest.mark.parametrize("left", ["metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz"])
+def test_any_file_of_a_run_marks_the_directory_as_holding_one(tmp_path, left, no_plot):
+    train(small_config(tmp_path, "run", steps=2, checkpoint_every=1), progress=False)
+    for name in {"metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz", "training.png"} - {left}:
+        (tmp_path / "run" / name).unlink(missing_ok=True)
+    with pytest.raises(RunDirectoryError, match=rf"already holds a training run \({left}\)"):
+        train(small_config(tmp_path, "run", steps=2), progress=False)
+    (tmp_path / "run" / left).unlink()
+    (tmp_path / "run" / "metrics.jsonl").write_bytes(b"")  # what a run killed before its first line leaves
+    assert train(small_config(tmp_path, "run", steps=1), progress=False).step == 1
+
+
+class FakeClock:
+    """Stands in for ``time`` in transformer.train: the clock moves only when told."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_time_based_checkpoints_count_from_the_last_save(tmp_path, monkeypatch, no_plot):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module, "time", clock)
+    saved = []
+
+    def five_seconds_a_step(step):
+        saved.append(load_checkpoint(tmp_path / "run" / "checkpoint.npz")["extra"]["step"]
+                     if (tmp_path / "run" / "checkpoint.npz").exists() else None)
+        clock.now += 5.0
+
+    train(small_config(tmp_path, "run", steps=7, checkpoint_seconds=10.0), progress=False, on_step=five_seconds_a_step)
+    # Steps end at t = 0, 5, 10, ...: a save at t = 10 (step 3) and 10 s after it (step 5), and at the end.
+    assert saved == [None, None, 3, 3, 5, 5, 7]
+
+
+def test_the_logged_training_loss_is_the_mean_over_its_own_window(tmp_path, monkeypatch, no_plot):
+    losses = []
+    real = train_module.sequence_loss
+
+    def recorded(*args):
+        loss = real(*args)
+        losses.append(float(loss.data))
+        return loss
+
+    monkeypatch.setattr(train_module, "sequence_loss", recorded)
+    train(small_config(tmp_path, "run", steps=7, log_every=3), progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [(r["step"], r["loss"]) for r in logged if r["split"] == "train"]
+    assert len(losses) == 7 and len(set(losses)) == 7
+    expected = [(3, np.mean(losses[0:3])), (6, np.mean(losses[3:6])), (7, losses[6])]
+    assert [step for step, _ in logged] == [step for step, _ in expected]
+    assert [loss for _, loss in logged] == pytest.approx([loss for _, loss in expected], rel=1e-12)
+
+
+def test_a_save_that_fails_midway_leaves_both_checkpoints_loadable(tmp_path, monkeypatch, no_plot):
+    import errno
+
+    from minigrad import checkpoint as checkpoint_module
+
+    real_savez, saves = checkpoint_module.np.savez, []
+
+    def savez_filling_the_disk(file, **arrays):
+        saves.append(len(saves) + 1)
+        if len(saves) < 3:
+            return real_savez(file, **arrays)
+        file.write(b"PK\x03\x04" + bytes(1000))  # part of the archive, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.np, "savez", savez_filling_the_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)  # saves at 2, 4, then 6 fails
+    monkeypatch.setattr(checkpoint_module.np, "savez", real_savez)
+    run = tmp_path / "run"
+    assert load_trained(run / "checkpoint.npz").step == 4
+    assert load_trained(run / "checkpoint.prev.npz").step == 4  # the rotation made it before the save
+    assert not list(run.glob(".*.tmp"))
+    assert train(small_config(tmp_path, "run"), resume=run / "checkpoint.npz", progress=False).step == 6
+
+
+def test_a_second_ctrl_c_raises_only_outside_a_save(sigint_handled):
+    with StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.received == "SIGINT"
+        stop.saving = True
+        os.kill(os.getpid(), signal.SIGINT)  # while saving: noted, never raised
+        os.kill(os.getpid(), signal.SIGTERM)
+        stop.saving = False
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_while_the_previous_checkpoint_is_kept_lets_the_save_finish(tmp_path, monkeypatch,
+                                                                                    sigint_handled, no_plot):
+    real_keep = train_module.keep_previous
+
+    def keep_under_two_ctrl_cs(path):
+        if path.exists():  # the second save: the rotation is the first part of it
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        real_keep(path)
+
+    monkeypatch.setattr(train_module, "keep_previous", keep_under_two_ctrl_cs)
+    run = train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)
+    assert (run.stopped_by, run.step) == ("SIGINT", 4)
+    assert load_checkpoint(run.checkpoint)["extra"]["step"] == 4
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.prev.npz")["extra"]["step"] == 2
+
+
+def edge_values(bounds):
+    """(accepted, refused) values at the edges of one SETTING_BOUNDS entry."""
+    accepted, refused = [], []
+    if "at_least" in bounds:
+        accepted.append(bounds["at_least"])
+        refused.append(bounds["at_least"] - 1 if bounds.get("integer") else np.nextafter(bounds["at_least"], -1))
+    if "above" in bounds:
+        refused.append(bounds["above"])
+        accepted.append(np.nextafter(bounds["above"], 1))
+    if "below" in bounds:
+        refused.append(bounds["below"])
+        accepted.append(np.nextafter(bounds["below"], -1))
+    return [v if bounds.get("integer") else float(v) for v in accepted], \
+        [v if bounds.get("integer") else float(v) for v in refused]
+
+
+@pytest.mark.parametrize("name", sorted(train_module.SETTING_BOUNDS))
+def test_every_numeric_setting_is_accepted_at_its_bound_and_refused_past_it(name):
+    accepted, refused = edge_values(train_module.SETTING_BOUNDS[name])
+    assert accepted and refused
+    for value in accepted:
+        assert getattr(TrainConfig.for_task("copy", **{name: value}), name) == value
+    for value in refused:
+        with pytest.raises(SettingError, match=f"^TrainConfig: {name} must be ") as caught:
+            TrainConfig.for_task("copy", **{name: value})
+        assert caught.value.name == name
+
+
+def test_the_documented_setting_bounds():
+    bounds = train_module.SETTING_BOUNDS
+    assert all(bounds[n] == dict(at_least=1, integer=True) for n in ("steps", "batch_size", "log_every",
+                                                                       "eval_every", "checkpoint_every", "n_train"))
+    assert bounds["seed"] == dict(at_least=0, integer=True)
+    assert bounds["dropout"] == bounds["label_smoothing"] == dict(at_least=0, below=1)
+    assert bounds["lr_scale"] == bounds["clip_norm"] == bounds["checkpoint_seconds"] == dict(above=0)
+
+
+# ---------------------------------------------------------------------------- evaluation invariants
+
+
+@pytest.mark.parametrize("task", ["dates", "copy"])  # sources of many lengths; targets of many lengths
+def test_the_evaluation_does_not_depend_on_the_batch_size(task):
+    tokenizer = tokenizer_for(task)
+    model = build_model(TrainConfig.for_task(task, model="micro"), tokenizer)
+    pairs = make_splits(task, 10, 10, 23, seed=0).test
+    assert len({len(target) for _, target in pairs}) > 1 or task == "dates"
+    results = [evaluation.evaluate(model, pairs, tokenizer, batch_size=size) for size in (1, 7, 250)]
+    for result in results[1:]:
+        assert result["loss"] == pytest.approx(results[0]["loss"], rel=1e-5)
+        assert result["token_accuracy"] == results[0]["token_accuracy"]
+        assert result["exact_match"] == results[0]["exact_match"]
+        assert result["by_length"] == results[0]["by_length"]
+
+
+@pytest.mark.parametrize("task", ["addition", "dates", "reverse"])
+def test_the_length_buckets_count_the_source_s_length_on_every_task(task):
+    tokenizer = tokenizer_for(task)
+    model = build_model(TrainConfig.for_task(task, model="micro"), tokenizer)
+    pairs = make_splits(task, 10, 10, 40, seed=1).test
+    assert any(len(source) != len(target) for source, target in pairs) or task == "reverse"
+    result = evaluation.evaluate(model, pairs, tokenizer, batch_size=16)
+    lengths = {}
+    for source, _ in pairs:
+        lengths[str(len(source))] = lengths.get(str(len(source)), 0) + 1
+    assert {length: bucket["examples"] for length, bucket in result["by_length"].items()} == lengths

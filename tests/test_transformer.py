@@ -221,3 +221,17 @@ def test_config_errors():
         TransformerConfig(5, 5, d_model=10, n_heads=3)
     with pytest.raises(ValueError, match="share_embeddings"):
         TransformerConfig(5, 6, share_embeddings=True)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_sequences_of_exactly_max_len_positions_are_accepted_and_one_more_is_refused(positional):
+    model = Transformer(tiny_config(positional=positional, max_len=16))
+    assert model(np.full((1, 16), 4), np.full((1, 16), 4)).shape == (1, 16, V)
+    with pytest.raises(ValueError, match="positions up to 17 exceed max_len=16"):
+        model(np.full((1, 17), 4), np.array([[BOS]]))
+    with pytest.raises(ValueError, match="positions up to 17 exceed max_len=16"):
+        model(np.array([[4]]), np.full((1, 17), 4))
+    embed = model.tgt_embed  # one step at a time, as cached decoding feeds it
+    assert embed(np.array([[4]]), start=15).shape == (1, 1, D)
+    with pytest.raises(ValueError, match="positions up to 17 exceed max_len=16"):
+        embed(np.array([[4]]), start=16)

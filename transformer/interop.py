@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from minigrad import nn
-from minigrad.checkpoint import CheckpointError, check_finite
+from minigrad.checkpoint import MAX_STEP, CheckpointError, abbreviated, check_finite
 from minigrad.files import write_atomically
 from transformer import checkpoints
 from transformer.checkpoints import Trained, load_trained
@@ -318,8 +318,10 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     if not isinstance(train, dict):
         raise InteropError(f"{source}: metadata train must be a JSON object, got {type(train).__name__}")
     step = metadata.get("step", "0")
-    if not step.isdigit():
-        raise InteropError(f"{source}: metadata step must be a non-negative integer, got {step!r}")
+    # ASCII digits only ("²".isdigit() is true), and few enough of them for int() and MAX_STEP.
+    if not (step.isascii() and step.isdigit() and len(step) <= len(str(MAX_STEP)) and int(step) <= MAX_STEP):
+        raise InteropError(f"{source}: metadata step must be a non-negative integer of at most {MAX_STEP}, "
+                           f"got {abbreviated(step)}")
     return FileMetadata(config, tokenizer, metadata["names"], train, int(step))
 
 
