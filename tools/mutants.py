@@ -583,8 +583,8 @@ MUTANTS = [
     m("guard.evaluation.loss_weighted_by_padded_positions", EVALUATION, "loss_sum += float(loss.data) * n_tokens",
       "loss_sum += float(loss.data) * batch.tgt_out.size",
       f"{T_TRAIN}::test_the_evaluation_does_not_depend_on_the_batch_size"),
-    m("guard.evaluation.buckets_by_target_length", EVALUATION, "for source, ok in zip(batch.src_texts, right):",
-      "for source, ok in zip(batch.tgt_texts, right):",
+    m("guard.evaluation.buckets_by_target_length", EVALUATION, "zip((batch.src != PAD).sum(axis=1).tolist(), right)",
+      "zip((batch.tgt_out != PAD).sum(axis=1).tolist(), right)",
       f"{T_TRAIN}::test_the_length_buckets_count_the_source_s_length_on_every_task"),
     # decoding: beam search against the plain reference, exclusions, max_len
     m("guard.decoding.beam_considers_only_k_candidates", DECODING,
@@ -633,10 +633,9 @@ MUTANTS = [
       "size=int(rng.integers(1, 4)), replace=True)", T_DIGIT_MIXTURE),
     # the trace's step numbers in pictures and the page
     m("guard.html.page_renumbers_its_steps", "minigrad/html.py",
-      "    steps = [_step_facts(s, index, made_by) for s in (trace.steps if trace is not None else ())\n"
-      "             if id(s.node) in made_by]",
-      "    steps = [dict(_step_facts(s, index, made_by), number=k + 1) for k, s in enumerate(\n"
-      "             [s for s in (trace.steps if trace is not None else ()) if id(s.node) in made_by])]", T_TWO_GRAPHS),
+      "    steps = [_step_facts(s, index, made_by) for s in traced]",
+      "    steps = [dict(_step_facts(s, index, made_by), number=k + 1) for k, s in enumerate(traced)]",
+      T_TWO_GRAPHS),
     m("guard.viz.step_labels_renumbered", "minigrad/viz.py", 'numbers = ", ".join(str(s.number) for s in steps)',
       'numbers = ", ".join(str(k + 1) for k, s in enumerate(steps))', T_TWO_GRAPHS),
     # interop
