@@ -161,7 +161,7 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
     if vocab != {tokenizer.vocab_size}:
         raise CheckpointError(f"{path}: the stored tokenizer has {tokenizer.vocab_size} tokens but the model's "
                               f"vocabulary sizes are {sorted(vocab)}")
-    train_config = _validated_train_config(path, config["train"])
+    train_config = validated_train_config(path, config["train"])
     extra.setdefault("seconds", 0.0)
     problems = _training_state_problems(extra, meta, train_config, for_resume)
     if problems:
@@ -169,7 +169,9 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
     return config, extra
 
 
-def _validated_train_config(path, values):
+def validated_train_config(path, values):
+    """TrainConfig.from_dict(values), or a CheckpointError naming ``path`` (an unknown task,
+    a setting out of range or of the wrong type)."""
     from transformer.train import TrainConfig  # train imports this module
 
     if not isinstance(values, dict):
