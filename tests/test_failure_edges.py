@@ -156,7 +156,7 @@ def test_a_symlink_is_written_through_to_its_target_and_stays_a_link(tmp_path):
     (lambda p: (p.symlink_to(p.with_name("b")), p.with_name("b").symlink_to(p)), ["loop of symbolic links"]),
     (lambda p: p.mkdir(), ["is a directory"]),
     (lambda p: None, ["No such file or directory"]),  # its directory is missing: see below
-])
+], ids=["symlink loop", "directory", "missing directory"])
 def test_what_cannot_be_written_is_an_oserror_naming_the_path_given(make, words, tmp_path):
     path = tmp_path / "out.bin"
     make(path)
@@ -199,7 +199,7 @@ def test_attention_seed_out_of_range_names_the_option(checkpoint, capsys):
     (lambda p: os.mkfifo(p), ["not a regular file (a FIFO)"]),
     (lambda p: (p.symlink_to(p.with_name("b.safetensors")), p.with_name("b.safetensors").symlink_to(p)),
      ["loop of symbolic links"]),
-])
+], ids=["directory", "fifo", "symlink loop"])
 def test_a_model_path_that_is_not_a_file_says_what_it_is(make, words, tmp_path, capsys):
     path = tmp_path / "m.safetensors"
     make(path)
@@ -262,7 +262,9 @@ def with_metadata(source, path, **changes):
     (dict(step="9" * 5000), ["metadata step must be a non-negative integer", "..."]),
     (dict(train=json.dumps({"task": "poetry"})), ["metadata train is invalid", "unknown task 'poetry'"]),
     (dict(train=json.dumps({"task": "copy", "n_train": -5})), ["metadata train is invalid", "n_train"]),
-])
+    (dict(train=json.dumps({"seed": 3})), ["metadata train names no task"]),
+], ids=["deep config", "deep tokenizer", "superscript step", "5000-digit step", "unknown task", "bad n_train",
+        "no task"])
 def test_hostile_metadata_is_one_line_naming_the_file(changes, words, bare_export, tmp_path, capsys):
     path = with_metadata(bare_export, tmp_path / "m.safetensors", **changes)
     with pytest.raises(InteropError) as raised:
@@ -312,7 +314,7 @@ def test_a_huge_unused_tensor_is_refused_from_the_header_without_reading_it(bare
     ["evaluate"],
     ["attention", "--out", "{tmp}/a.png"],
     pytest.param(["graph", "--out", "{tmp}/g.svg"], marks=pytest.mark.requires("dot")),
-])
+], ids=["translate", "evaluate", "attention", "graph"])
 def test_a_reader_that_went_away_ends_the_command_quietly(command, checkpoint, tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # `| head -c1` that has read its byte and left
@@ -452,7 +454,7 @@ def metrics_file(path, lines):
      ["a valid record without the number(s) exact_match"]),
     (json.dumps({"split": "train", "step": 1, "loss": 1.0}), ["without the number(s) token_accuracy"]),
     ('{"split": "train", "step": 1, "loss": "' + "x" * (2**20) + '"}', ["more than the 1,048,576 allowed"]),
-])
+], ids=["deep", "valid without exact_match", "train without token_accuracy", "too long"])
 def test_a_bad_metrics_line_is_named_in_the_middle_and_dropped_at_the_end(bad, words, tmp_path):
     good = json.dumps(RECORD)
     path = metrics_file(tmp_path / "metrics.jsonl", [good, bad, good])

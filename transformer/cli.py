@@ -238,7 +238,7 @@ def load_checkpoint_for(path):
     from transformer.interop import load_model
 
     problem = not_a_file(path)
-    if problem not in (None, "no such file"):
+    if not Path(path).exists() and problem != "no such file":  # a loop of links, or a link to nothing
         raise CommandError(f"{path}: {problem}")
     if Path(path).suffix == ".safetensors" and not Path(path).exists():
         raise CommandError(f"no such file: {path}; write one with: python -m transformer export CHECKPOINT "

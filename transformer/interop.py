@@ -382,6 +382,8 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     if not isinstance(train, dict):
         raise InteropError(f"{source}: metadata train must be a JSON object, got {type(train).__name__}")
     if train:  # as training checkpoints check theirs: a task that exists, settings in range
+        if "task" not in train:  # TrainConfig's default task would stand in for it
+            raise InteropError(f"{source}: metadata train names no task: {abbreviated(train)}")
         try:
             checkpoints.validated_train_config(source, train)
         except CheckpointError as e:
