@@ -8,7 +8,9 @@
     python -m transformer export runs/dates/checkpoint.npz --out dates.safetensors
 
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
-does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
+does not know) end with one line on stderr and exit status 2 (bad usage) or 1.  A reader
+that goes away (``... | head -1``) only silences the output (exit status 0), and
+characters the terminal's encoding cannot show are printed as escapes (``\\u2192``).
 
 BLAS threads: one by default; for these small models two were 7-35 times slower on a
 2-core machine with anything else running, and no faster on an idle one (see the README).  --threads N
@@ -286,8 +288,9 @@ def run_translate(args):
     def show(texts):
         check_known_chars(trained.tokenizer, texts)
         task = trained.train_config.get("task")  # None: a model exported without training settings
-        for text in texts if task is not None else ():  # a ValueError for a text outside the task (e.g. 2126)
-            check_source(task, text)
+        if task is not None:
+            for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
+                check_source(task, text)
         for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
             print(f"{text} → {output}" if args.show_source else output, flush=True)
 
