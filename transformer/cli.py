@@ -9,8 +9,8 @@
 
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
 does not know) end with one line on stderr and exit status 2 (bad usage) or 1.  A reader
-that goes away (``... | head -1``) only silences the output (exit status 0), and
-characters the terminal's encoding cannot show are printed as escapes (``\\u2192``).
+that goes away (... | head -1) only silences the output (exit status 0), and characters
+the terminal's encoding cannot show are printed as escapes such as \\u2192.
 
 BLAS threads: one by default; for these small models two were 7-35 times slower on a
 2-core machine with anything else running, and no faster on an idle one (see the README).  --threads N
