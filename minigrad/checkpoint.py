@@ -86,7 +86,11 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, config=None, ex
         raise CheckpointError(f"{path}: config, extra and scheduler state must be JSON-serializable "
                               f"(dicts, lists, str, numbers, bool, None): {e}") from e
     arrays[META_KEY] = np.array(text)
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    try:
+        write_atomically(path, lambda f: np.savez(f, **arrays))
+    except OSError as e:  # a full disk (ENOSPC), a file-size limit (EFBIG), a missing directory, ...
+        kept = "the checkpoint that was there is left as it was" if os.path.isfile(path) else "nothing was written"
+        raise CheckpointError(f"{path}: cannot save the checkpoint: {e.strerror or e}; {kept}") from e
 
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None) -> dict:
@@ -380,14 +384,10 @@ class _Archive:
         if header.dtype.itemsize > MAX_META_BYTES:
             raise self._fail(f"the '{META_KEY}' text is {header.dtype.itemsize:,} bytes, more than the "
                              f"{MAX_META_BYTES:,} a checkpoint's metadata may have")
-        text = self.read(META_KEY).item()
-        depth = json_depth(text)
-        if depth > MAX_META_DEPTH:
-            raise self._fail(f"the '{META_KEY}' JSON is nested {depth} deep; at most {MAX_META_DEPTH} is allowed")
         try:
-            meta = json.loads(text)
-        except ValueError as e:  # JSONDecodeError, or an integer of over 4300 digits
-            raise self._fail(f"the '{META_KEY}' entry is not valid JSON: {e}") from e
+            meta = parse_json(self.read(META_KEY).item(), f"the '{META_KEY}' entry")
+        except ValueError as e:
+            raise self._fail(str(e)) from e
         _check_meta(meta, self._fail)
         unexpected = [k for k in self._members
                       if not (k == META_KEY or k.startswith(MODEL_PREFIX) or k in set(_refs(meta["optimizer"])))]
@@ -430,7 +430,25 @@ def _open_zip(path):
                               f"{type(e).__name__}: {e}") from e
 
 
-def json_depth(text: str) -> int:
+def parse_json(text: str | bytes, what: str, max_bytes: int = MAX_META_BYTES, max_depth: int = MAX_META_DEPTH):
+    """``json.loads(text)`` for JSON read from a file, bounded: ValueError "<what> is ..."
+    for more than ``max_bytes`` of UTF-8, nesting deeper than ``max_depth`` (checked
+    before parsing: ``json.loads`` recurses, and deep input overflows the stack), or text
+    that does not parse (an integer of over 4,300 digits included).  Every metadata JSON
+    (checkpoints, safetensors files, metrics lines) is read through this."""
+    size = len(text.encode("utf-8") if isinstance(text, str) else text)
+    if size > max_bytes:
+        raise ValueError(f"{what} is {size:,} bytes of JSON, more than the {max_bytes:,} allowed")
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"{what} is JSON nested {depth} deep; at most {max_depth} is allowed")
+    try:
+        return json.loads(text)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, or an integer of over 4300 digits
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+
+
+def json_depth(text: str | bytes) -> int:
     """How deeply ``[`` and ``{`` nest in the JSON ``text`` outside its strings, found in
     a few vectorized passes (json.loads recurses, and overflows the stack on deep input).
 
@@ -438,7 +456,7 @@ def json_depth(text: str) -> int:
     Where the text is not valid JSON this may differ from a parser's view, but only
     after the point at which the parser stops with an error.
     """
-    codes = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    codes = np.frombuffer(text.encode("utf-8") if isinstance(text, str) else text, dtype=np.uint8)
     index = np.arange(len(codes), dtype=np.int32)
     last_plain = np.maximum.accumulate(np.where(codes != ord("\\"), index, -1))  # last non-backslash
     backslashes_before = index - 1 - np.concatenate(([-1], last_plain[:-1]))

@@ -187,7 +187,7 @@ def test_failed_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file(tmp_p
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint.np, "savez", crash_mid_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="disk full"):
         save_checkpoint(path, model, opt, config={"version": "new"})
     monkeypatch.undo()
 

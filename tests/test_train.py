@@ -187,7 +187,7 @@ def test_batch_stream_resumes_from_its_state():
 def test_metrics_log_drops_lines_after_the_resumed_step(tmp_path):
     log = MetricsLog(tmp_path / "m.jsonl")
     for step in (10, 20, 30):
-        log.write({"split": "train", "step": step})
+        log.write({"split": "train", "step": step, "loss": 1.0, "token_accuracy": 0.5})
     assert [r["step"] for r in MetricsLog(tmp_path / "m.jsonl", resume_step=20).read()] == [10, 20]
     assert MetricsLog(tmp_path / "m.jsonl").read() == []  # a new run starts a new file
 
@@ -414,10 +414,13 @@ def test_temp_files_of_an_interrupted_save_are_removed_on_the_next_start(tmp_pat
 # ---------------------------------------------------------------------------- metrics.jsonl
 
 
+RECORD = b'{"split": "train", "step": %d, "loss": 1.0, "token_accuracy": 0.5}'  # a metrics line
+
+
 @pytest.mark.parametrize("torn", [b'{"split": "train", "step": 30, "lo', b'{"split": "train", "step": 30}\xff'])
 def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, torn):
     path = tmp_path / "metrics.jsonl"
-    path.write_bytes(b'{"split": "train", "step": 10}\n{"split": "train", "step": 20}\n' + torn)
+    path.write_bytes(RECORD % 10 + b"\n" + RECORD % 20 + b"\n" + torn)
     with pytest.warns(RunWarning, match=r"metrics.jsonl: dropped its last line \(3\), cut short"):
         log = MetricsLog(path, resume_step=20)
     assert [r["step"] for r in log.read()] == [10, 20]
@@ -427,7 +430,7 @@ def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, torn):
 @pytest.mark.parametrize("bad", [b'{"split": "tr', b"\xff\xfe", b"[1, 2]", b'{"split": "train", "step": "ten"}'])
 def test_a_bad_metrics_line_before_the_last_names_the_file_and_line(tmp_path, bad):
     path = tmp_path / "metrics.jsonl"
-    content = b'{"split": "train", "step": 10}\n' + bad + b'\n{"split": "train", "step": 30}\n'
+    content = RECORD % 10 + b"\n" + bad + b"\n" + RECORD % 30 + b"\n"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not a metrics record \(.*\); repair") as caught:
         MetricsLog(path, resume_step=30)

@@ -162,7 +162,7 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: the stored tokenizer has {sizes[0]} source and {sizes[1]} target tokens "
                               f"but the model's vocabularies have {model_config.src_vocab_size} (source) and "
                               f"{model_config.tgt_vocab_size} (target)")
-    train_config = _validated_train_config(path, config["train"])
+    train_config = validated_train_config(path, config["train"])
     extra.setdefault("seconds", 0.0)
     problems = _training_state_problems(extra, meta, train_config, for_resume)
     if problems:
@@ -170,7 +170,9 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
     return config, extra
 
 
-def _validated_train_config(path, values):
+def validated_train_config(path, values):
+    """TrainConfig.from_dict(values), or a CheckpointError naming ``path`` (an unknown task,
+    a setting out of range or of the wrong type)."""
     from transformer.train import TrainConfig  # train imports this module
 
     if not isinstance(values, dict):

@@ -8,7 +8,9 @@
     python -m transformer export runs/dates/checkpoint.npz --out dates.safetensors
 
 Expected failures (bad arguments, a missing or corrupt checkpoint, characters the model
-does not know) end with one line on stderr and exit status 2 (bad usage) or 1.
+does not know) end with one line on stderr and exit status 2 (bad usage) or 1.  A reader
+that goes away (... | head -1) only silences the output (exit status 0), and characters
+the terminal's encoding cannot show are printed as escapes such as \\u2192.
 
 BLAS threads: one by default; for these small models two were 7-35 times slower on a
 2-core machine with anything else running, and no faster on an idle one (see the README).  --threads N
@@ -209,6 +211,7 @@ def run_evaluate(args):
     from transformer.train import TrainConfig
 
     trained = load_checkpoint_for(args.checkpoint)
+    task_of(trained, args.checkpoint, "evaluate rebuilds the test split from the training settings")
     config = TrainConfig.from_dict(trained.train_config)
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
     result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
@@ -233,8 +236,12 @@ def add_evaluate_parser(commands):
 def load_checkpoint_for(path):
     """A trained model from a training checkpoint or an exported .safetensors file, or a
     CommandError that says how to make the missing file."""
+    from minigrad.files import not_a_file
     from transformer.interop import load_model
 
+    problem = not_a_file(path)
+    if not Path(path).exists() and problem != "no such file":  # a loop of links, or a link to nothing
+        raise CommandError(f"{path}: {problem}")
     if Path(path).suffix == ".safetensors" and not Path(path).exists():
         raise CommandError(f"no such file: {path}; write one with: python -m transformer export CHECKPOINT "
                            f"--out {path}")
@@ -249,6 +256,16 @@ def load_checkpoint_for(path):
             command += f" --out {run_dir}"
         raise CommandError(f"no such checkpoint file: {path}; train a model first: {command}")
     return load_model(path)
+
+
+def task_of(trained, path, needed_for: str) -> str:
+    """The task a model was trained on, or a CommandError saying that ``needed_for`` needs
+    one (a model exported without training settings names none)."""
+    task = trained.train_config.get("task")
+    if task is None:
+        raise CommandError(f"{path} holds no training settings, so no task; {needed_for} (use a training "
+                           "checkpoint, or export with the training settings: python -m transformer export)")
+    return task
 
 
 def check_known_chars(tokenizer, texts):
@@ -272,8 +289,10 @@ def run_translate(args):
 
     def show(texts):
         check_known_chars(trained.tokenizer, texts)
-        for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
-            check_source(trained.train_config["task"], text)
+        task = trained.train_config.get("task")  # None: a model exported without training settings
+        if task is not None:
+            for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
+                check_source(task, text)
         for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
             print(f"{text} → {output}" if args.show_source else output, flush=True)
 
@@ -321,7 +340,8 @@ def run_attention(args):
     trained = load_checkpoint_for(args.checkpoint)
     text = args.text
     if text is None:  # an example of the model's own task
-        text, _ = get_task(trained.train_config["task"]).generate(np.random.default_rng(args.seed))
+        task = task_of(trained, args.checkpoint, "give the text to draw with --text")
+        text, _ = get_task(task).generate(np.random.default_rng(args.seed))
     check_known_chars(trained.tokenizer, [text])
     maps, output = attention_maps(trained.model, trained.tokenizer, text)
     maps = [m for m in maps if m.name.endswith(ATTENTION_KINDS[args.kind])]
@@ -337,8 +357,9 @@ def add_attention_parser(commands):
     p.add_argument("--text", help="source text (default: an example of the model's task)")
     p.add_argument("--kind", choices=sorted(ATTENTION_KINDS), default="all",
                    help="which blocks: all (default), self (encoder and decoder) or cross")
-    p.add_argument("--seed", type=int, default=0, help="picks the default example")
-    p.add_argument("--out", default="attention.png", help="image file (default: attention.png)")
+    p.add_argument("--seed", type=int_between(0, 2**63 - 1), default=0, help="picks the default example")
+    p.add_argument("--out", type=file_name, default="attention.png",
+                   help="image file (default: attention.png; a name without a suffix gets .png)")
     p.set_defaults(run=run_attention)
 
 
@@ -351,7 +372,8 @@ def run_graph(args):
     from transformer.inspection import model_loss
 
     trained = load_checkpoint_for(args.checkpoint)
-    loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
+    task = task_of(trained, args.checkpoint, "graph runs the model on a batch of the task's examples")
+    loss = model_loss(trained.model, trained.tokenizer, task, batch_size=args.batch)
     if shutil.which("dot") is None:  # both the picture and the page are laid out by Graphviz
         raise CommandError(NO_DOT_MESSAGE)
     title = f"Transformer forward + loss, depth {args.depth}"
@@ -376,7 +398,8 @@ def add_graph_parser(commands):
                    help=f"examples in the batch, 1 to {MAX_GRAPH_BATCH} (default 2)")
     p.add_argument("--html", action="store_true",
                    help="write one self-contained HTML page: pan, zoom, open boxes, step through backward")
-    p.add_argument("--out", help="output file; .svg, .png or .pdf (default: model.svg; with --html: model.html)")
+    p.add_argument("--out", type=file_name,
+                   help="output file; .svg, .png or .pdf (default: model.svg; with --html: model.html)")
     p.set_defaults(run=run_graph)
 
 
@@ -398,7 +421,8 @@ def add_export_parser(commands):
         "in the metadata: under PyTorch's names and layouts (loads into transformer.torch_model."
         "TorchTransformer, see docs/state_dict.md) or under ours. translate --checkpoint reads it back."))
     p.add_argument("checkpoint", help="a training checkpoint, e.g. runs/dates/checkpoint.npz")
-    p.add_argument("--out", default="model.safetensors", help="output file (default: model.safetensors)")
+    p.add_argument("--out", type=file_name, default="model.safetensors",
+                   help="output file (default: model.safetensors)")
     p.add_argument("--names", choices=["torch", "minigrad"], default="torch",
                    help="torch (default): torch.nn's names and (out, in) layouts; minigrad: our state_dict")
     p.set_defaults(run=run_export)
@@ -411,6 +435,13 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def file_name(text):
+    """An argparse type: a non-empty path."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty file name")
+    return text
 
 
 def int_between(low, high):
@@ -455,11 +486,20 @@ def describe_threads(args) -> str:
 def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "→" gets "\u2192"
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    try:
-        with threadpool_limits(limits=thread_count(args), user_api="blas"):
-            args.run(args)
+    try:  # a closed stdout (`... | head -1`) only silences the output
+        with threadpool_limits(limits=thread_count(args), user_api="blas"), \
+                contextlib.redirect_stdout(OutputThatMayClose(sys.stdout)):
+            try:
+                args.run(args)
+            finally:
+                sys.stdout.flush()
     except (CommandError, CheckpointError, ValueError, OSError) as e:
+        if isinstance(e, OSError) and e.filename is not None and e.strerror:  # not "[Errno 28] ..."
+            e = f"{e.filename}: {e.strerror}"
         message = " ".join(str(e).split())  # one line, however the message was written
         print(f"python -m transformer {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from minigrad import nn
-from minigrad.checkpoint import MAX_STEP, CheckpointError, abbreviated, check_finite
-from minigrad.files import write_atomically
+from minigrad.checkpoint import MAX_STEP, CheckpointError, abbreviated, check_finite, is_int_between, parse_json
+from minigrad.files import not_a_file, write_atomically
 from transformer import checkpoints
 from transformer.checkpoints import Trained, load_trained
 from transformer.model import Transformer, TransformerConfig
@@ -135,20 +135,29 @@ def minigrad_state(model, arrays: dict, names: str = "torch", source: str = "the
     """The inverse of ``to_torch_arrays`` (or, with ``names="minigrad"``, a check of our own
     state dict): our name -> array, ready for ``model.load_state_dict``.  Raises
     InteropError, one line naming every missing, unexpected or wrongly shaped key."""
-    if names not in NAME_STYLES:
-        raise InteropError(f"{source}: names must be one of {NAME_STYLES}, got {names!r}")
-    shapes = {name: array.shape for name, array in model.state_dict().items()}
+    check_fits(model, arrays, names, source)
     if names == "minigrad":
-        _check_keys(arrays, shapes, {}, source)
-        return {name: np.asarray(arrays[name]) for name in shapes}
+        return {name: np.asarray(arrays[name]) for name in model.state_dict()}
     mapping = torch_mapping(model)
-    aliases = {torch_name(a): torch_name(n) for a, n in tied_aliases(model).items()}
-    _check_keys(arrays, {e.name: _torch_shape(e, shapes) for e in mapping}, aliases, source)
     state = {}
     for entry in mapping:
         for name, part in zip(entry.parts, np.split(np.asarray(arrays[entry.name]), len(entry.parts))):
             state[name] = part.T if entry.transposed else part
     return state
+
+
+def check_fits(model, arrays: dict, names: str = "torch", source: str = "the state dict"):
+    """InteropError, one line naming every missing, unexpected or wrongly shaped key,
+    unless ``arrays`` (name -> array, or TensorHeader read from a file's header) would
+    load into ``model`` under ``names``."""
+    if names not in NAME_STYLES:
+        raise InteropError(f"{source}: names must be one of {NAME_STYLES}, got {names!r}")
+    shapes = {name: array.shape for name, array in model.state_dict().items()}
+    if names == "minigrad":
+        _check_keys(arrays, shapes, {}, source)
+    else:
+        aliases = {torch_name(a): torch_name(n) for a, n in tied_aliases(model).items()}
+        _check_keys(arrays, {e.name: _torch_shape(e, shapes) for e in torch_mapping(model)}, aliases, source)
 
 
 def _check_keys(arrays: dict, expected: dict, aliases: dict, source: str):
@@ -162,14 +171,15 @@ def _check_keys(arrays: dict, expected: dict, aliases: dict, source: str):
     unexpected = [k for k in arrays if k not in expected and k not in aliases]
     problems = []
     for name, array in arrays.items():
+        header_only = isinstance(array, TensorHeader)  # its data is not read yet
         if name in aliases and name not in expected:
-            if aliases[name] in arrays and not np.array_equal(array, arrays[aliases[name]]):
+            if aliases[name] in arrays and not header_only and not np.array_equal(array, arrays[aliases[name]]):
                 problems.append(f"{name} should equal the tied {aliases[name]}")
             continue
-        array = np.asarray(array)
-        if name in expected and array.shape != expected[name]:
-            problems.append(f"{name} is {array.shape}, expected {expected[name]}")
-        elif name in expected and array.dtype.kind != "f":
+        array = array if header_only else np.asarray(array)
+        if name in expected and tuple(array.shape) != expected[name]:
+            problems.append(f"{name} is {tuple(array.shape)}, expected {expected[name]}")
+        elif name in expected and getattr(array.dtype, "kind", None) != "f":
             problems.append(f"{name} has dtype {array.dtype}, expected floating point")
     parts = [f"missing keys: {listed(missing)}" if missing else "",
              f"unexpected keys: {listed(unexpected)}" if unexpected else "",
@@ -200,8 +210,8 @@ def import_state_dict(arrays: dict, config, names: str = "torch", dtype=None) ->
 
 
 def _float_dtype(arrays: dict):
-    """float64 when every array is float64, else float32 (minigrad's default)."""
-    dtypes = {np.asarray(a).dtype for a in arrays.values()}
+    """float64 when every array (or TensorHeader) is float64, else float32 (minigrad's default)."""
+    dtypes = {a.dtype if isinstance(a, TensorHeader) else np.asarray(a).dtype for a in arrays.values()}
     return np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
 
 
@@ -229,25 +239,81 @@ def export_safetensors(model, tokenizer, path, names: str = "torch", train_confi
     return arrays
 
 
+@dataclass(frozen=True)
+class TensorHeader:
+    """A tensor's shape and dtype as a safetensors header declares them, before its data
+    is read (dtype: a numpy dtype, or safetensors' name for one numpy lacks, e.g. "BF16")."""
+
+    shape: tuple
+    dtype: object
+
+
+SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
+                      "I32": np.int32, "I64": np.int64, "U8": np.uint8, "BOOL": np.bool_}
+
+
 def import_safetensors(path) -> Trained:
     """Read a file written by ``export_safetensors`` (either name style) into a minigrad
-    Transformer in eval mode.  The metadata is validated before a model is built, the
-    arrays before anything is loaded; every problem is an InteropError of one line."""
+    Transformer in eval mode.  In this order: the metadata is validated, then the tensor
+    names, shapes and dtypes in the header are checked against the model it describes,
+    and only then are the tensors read; every problem is an InteropError of one line."""
     safetensors = _safetensors()
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InteropError(f"{path}: no such file")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise InteropError(f"{path}: {problem}")
+    metadata, headers = read_safetensors_header(path)
+    checked = validate_metadata(metadata, path)
+    model = Transformer(checked.config, dtype=_float_dtype(headers))
+    check_fits(model, headers, checked.names, path)  # so the file holds only the model's tensors
     try:
-        with safetensors.safe_open(path, framework="np") as f:
-            metadata = f.metadata() or {}
         arrays = safetensors.numpy.load_file(path)
     except Exception as e:  # safetensors raises its own SafetensorError, OSError, or ValueError for odd dtypes
         raise InteropError(f"{path}: not a readable safetensors file: {type(e).__name__}: {e}") from e
-    checked = validate_metadata(metadata, path)
-    model = Transformer(checked.config, dtype=_float_dtype(arrays))
     load_arrays(model, arrays, checked.names, path)
     model.eval()
     return Trained(model, checked.tokenizer, checked.train_config, checked.step)
+
+
+MAX_HEADER_BYTES = 100 * 2**20  # what the safetensors library itself accepts
+
+
+def read_safetensors_header(path) -> tuple[dict, dict]:
+    """(metadata, {name: TensorHeader}) from the header of the .safetensors file ``path``:
+    8 bytes of little-endian length, then that much JSON.  Read by hand because the
+    library maps the whole file into memory before it tells its keys: a file with a huge
+    unknown tensor would cost its size before it could be refused.  InteropError for a
+    header that is not one, or that does not end where the file's data does."""
+    def fail(problem):
+        return InteropError(f"{path}: not a readable safetensors file: {problem}")
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        length = int.from_bytes(f.read(8), "little")
+        if size < 8 or not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
+            raise fail(f"the header length {length:,} does not fit a file of {size:,} bytes")
+        text = f.read(length)
+    try:
+        header = parse_json(text, "the header", max_bytes=MAX_HEADER_BYTES)
+    except ValueError as e:
+        raise fail(e) from None
+    metadata = header.pop("__metadata__", None) or {} if isinstance(header, dict) else None
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise fail("the header is not a JSON object with a string-to-string __metadata__")
+    headers, end = {}, 0
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("shape"), list) and all(is_int_between(n, 0, size) for n in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(is_int_between(n, 0, size) for n in entry["data_offsets"])):
+            raise fail(f"tensor {abbreviated(name)} is not {{dtype, shape, data_offsets}}: {abbreviated(entry)}")
+        dtype = entry["dtype"]
+        headers[name] = TensorHeader(tuple(entry["shape"]),
+                                     np.dtype(SAFETENSORS_DTYPES[dtype]) if dtype in SAFETENSORS_DTYPES else dtype)
+        end = max(end, entry["data_offsets"][1])
+    if 8 + length + end != size:
+        raise fail(f"its tensors end at byte {8 + length + end:,} of a file of {size:,}")
+    return metadata, headers
 
 
 def load_model(path) -> Trained:
@@ -299,9 +365,9 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     parsed = {}
     for key in ("config", "tokenizer", "train"):
         try:
-            parsed[key] = json.loads(metadata[key]) if key in metadata else None
-        except json.JSONDecodeError as e:
-            raise InteropError(f"{source}: metadata {key} is not valid JSON: {e}") from e
+            parsed[key] = parse_json(metadata[key], f"{source}: metadata {key}") if key in metadata else None
+        except ValueError as e:
+            raise InteropError(str(e)) from None
     if parsed["config"] is None or parsed["tokenizer"] is None:
         raise InteropError(f"{source}: the metadata lacks the model config or the tokenizer")
     config = validate_model_config(parsed["config"], source)
@@ -317,6 +383,13 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     train = parsed["train"] if parsed["train"] is not None else {}
     if not isinstance(train, dict):
         raise InteropError(f"{source}: metadata train must be a JSON object, got {type(train).__name__}")
+    if train:  # as training checkpoints check theirs: a task that exists, settings in range
+        if "task" not in train:  # TrainConfig's default task would stand in for it
+            raise InteropError(f"{source}: metadata train names no task: {abbreviated(train)}")
+        try:
+            checkpoints.validated_train_config(source, train)
+        except CheckpointError as e:
+            raise InteropError(str(e).replace("stored train config", "metadata train")) from None
     step = metadata.get("step", "0")
     # ASCII digits only ("²".isdigit() is true), and few enough of them for int() and MAX_STEP.
     if not (step.isascii() and step.isdigit() and len(step) <= len(str(MAX_STEP)) and int(step) <= MAX_STEP):

@@ -13,30 +13,34 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from minigrad.files import write_atomically
 
-def plot_training(records: list[dict], path, title: str = "") -> Path:
-    """Loss (left) and accuracies (right) against the step, from metrics.jsonl records.
+
+def plot_training(records, path, title: str = "") -> Path:
+    """Loss (left) and accuracies (right) against the step, from metrics.jsonl records
+    (any iterable, read once, keeping only the plotted numbers).
 
     Records have "split" ("train", "valid" or "test"), "step", "loss", "token_accuracy"
-    and, for held-out splits, "exact_match".
+    and, for held-out splits, "exact_match"; records of other splits are left out.
     """
     fig = Figure(figsize=(9, 3.4))
     loss_ax, acc_ax = fig.subplots(1, 2)
     style = {"train": dict(color="tab:blue", alpha=0.6), "valid": dict(color="tab:orange", marker="o", ms=3)}
+    rows = {"train": [], "valid": [], "test": []}  # (step, loss, token accuracy, exact match)
+    for r in records:
+        if r["split"] in rows:
+            rows[r["split"]].append((r["step"], r["loss"], r["token_accuracy"], r.get("exact_match")))
     for split, kw in style.items():
-        rows = [r for r in records if r["split"] == split]
-        if not rows:
+        if not rows[split]:
             continue
-        steps = [r["step"] for r in rows]
-        loss_ax.plot(steps, [r["loss"] for r in rows], label=f"{split} loss", **kw)
-        acc_ax.plot(steps, [r["token_accuracy"] for r in rows], label=f"{split} token accuracy",
+        steps, losses, accuracies, exact = zip(*rows[split])
+        loss_ax.plot(steps, losses, label=f"{split} loss", **kw)
+        acc_ax.plot(steps, accuracies, label=f"{split} token accuracy",
                     linestyle=":" if split == "valid" else "-", **kw)
         if split == "valid":
-            acc_ax.plot(steps, [r["exact_match"] for r in rows], label="valid exact match (greedy)",
-                        color="tab:green", marker="o", ms=3)
-    for test in (r for r in records if r["split"] == "test"):
-        acc_ax.scatter([test["step"]], [test["exact_match"]], color="black", zorder=3,
-                       label=f"test exact match {test['exact_match']:.1%}")
+            acc_ax.plot(steps, exact, label="valid exact match (greedy)", color="tab:green", marker="o", ms=3)
+    for step, _, _, exact in rows["test"]:
+        acc_ax.scatter([step], [exact], color="black", zorder=3, label=f"test exact match {exact:.1%}")
     loss_ax.set(xlabel="step", ylabel="cross-entropy (label-smoothed)", yscale="log", title="loss")
     acc_ax.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
     for ax in (loss_ax, acc_ax):
@@ -77,9 +81,14 @@ def plot_attention(maps: list[AttentionMap], path, title: str = "") -> Path:
 
 
 def _save(fig, path, title, dpi) -> Path:
-    """Title, lay out and write a figure (a Figure not made by pyplot needs no closing)."""
+    """Title, lay out and write a figure (a Figure not made by pyplot needs no closing)
+    atomically, in the format its suffix names; a file name without a suffix gets ".png",
+    as matplotlib's savefig does.  Returns the path written."""
+    path = Path(path)  # a directory is refused by write_atomically
+    if not path.suffix and (path.is_file() or not path.exists()):  # not /dev/stdout or a FIFO
+        path = path.with_name(path.name + ".png")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    return Path(path)
+    write_atomically(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower() or "png", dpi=dpi))
+    return path

@@ -37,7 +37,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from minigrad.checkpoint import load_checkpoint
+from minigrad.checkpoint import MAX_STEP, is_int_between, load_checkpoint, parse_json
 from minigrad.files import write_atomically
 from minigrad.optim import Adam, AdamW, NoamSchedule, WarmupCosineSchedule, clip_grad_norm_
 from minigrad.optim.optimizers import check_number
@@ -243,7 +243,10 @@ class BatchStream:
         self.rng.bit_generator.state = state["epoch_start"]
         self._start_epoch()
         for _ in range(state["used"]):
-            next(self._epoch)
+            if next(self._epoch, None) is None:
+                raise ValueError(f"the checkpoint has used {state['used']} batches of its epoch, but "
+                                 f"{len(self.pairs)} training examples in batches of {self.batch_size} make fewer; "
+                                 "resume with the n_train and batch_size it was saved with")
         self.used = state["used"]
 
 
@@ -280,47 +283,84 @@ class StopOnSignal:
         return False
 
 
+# The numbers each kind of metrics record must hold (the learning curves plot them).
+METRIC_FIELDS = {"train": ("loss", "token_accuracy"), "valid": ("loss", "token_accuracy", "exact_match"),
+                 "test": ("loss", "token_accuracy", "exact_match")}
+MAX_METRICS_LINE = 2**20  # bytes; a record is a few hundred
+
+
 class MetricsLog:
     """Appends one JSON object per line to ``path``.  When a run is resumed at ``step``,
     lines written after that step (by a run that crashed before saving) are dropped; the
-    file is rewritten atomically.
+    file is rewritten atomically, a line at a time (a long run's log is never held whole).
 
-    A last line that does not parse is what an interrupted append leaves (a full disk, a
-    kill): ``read`` drops it with a RunWarning.  A bad line anywhere else is damage that
-    should not be papered over: ValueError naming the file and the line.
+    Each line must be a JSON object of at most MAX_METRICS_LINE bytes, nested at most
+    MAX_META_DEPTH deep (minigrad.checkpoint.parse_json), with "split", an integer
+    "step" and, for the splits in METRIC_FIELDS, those numbers.  A last line that is not
+    is what an interrupted append leaves (a full disk, a kill): ``records`` drops it with
+    a RunWarning.  A bad line anywhere else is damage that should not be papered over:
+    ValueError naming the file and the line.
     """
 
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
-        kept = [r for r in self.read() if r["step"] <= resume_step] if resume_step is not None else []
-        write_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        kept = () if resume_step is None else (r for r in self.records() if r["step"] <= resume_step)
+        write_atomically(self.path, lambda f: f.writelines((json.dumps(r) + "\n").encode() for r in kept))
 
     def write(self, record: dict):
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk: name the file (the next run drops a cut last line)
+            raise OSError(e.errno, f"cannot append to the metrics log: {e.strerror}", str(self.path)) from e
 
     def read(self) -> list[dict]:
+        return list(self.records())
+
+    def records(self) -> Iterator[dict]:
+        """The records, one line at a time."""
         if not self.path.exists():
-            return []
-        lines = self.path.read_bytes().split(b"\n")
-        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-        records = []
-        for i, line in enumerate(lines[:last + 1]):
-            if not line.strip():
-                continue
-            try:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-                record = json.loads(line.decode("utf-8"))
-                if not (isinstance(record, dict) and isinstance(record.get("step"), int) and "split" in record):
-                    raise ValueError("not a {\"split\": ..., \"step\": int, ...} object")
-            except ValueError as e:
-                if i < last:
-                    raise ValueError(f"{self.path}: line {i + 1} is not a metrics record ({e}); "
-                                     "repair or delete that line") from None
-                warnings.warn(f"{self.path}: dropped its last line ({i + 1}), cut short by an interrupted "
-                              f"write ({e})", RunWarning, stacklevel=2)
-                continue
-            records.append(record)
-        return records
+            return
+        bad = None  # (line number, problem) of a bad line: damage unless no record follows it
+        with self.path.open("rb") as f:
+            for number, line in enumerate(_lines(f, MAX_METRICS_LINE), 1):
+                if not line.strip():
+                    continue
+                if bad is not None:
+                    raise ValueError(f"{self.path}: line {bad[0]} is not a metrics record ({bad[1]}); "
+                                     "repair or delete that line")
+                try:
+                    record = metrics_record(line)
+                except ValueError as e:
+                    bad = number, e
+                    continue
+                yield record
+        if bad is not None:
+            warnings.warn(f"{self.path}: dropped its last line ({bad[0]}), cut short by an interrupted "
+                          f"write ({bad[1]})", RunWarning, stacklevel=2)
+
+
+def _lines(f, max_bytes: int) -> Iterator[bytes]:
+    """The lines of binary file ``f``, each cut to ``max_bytes`` + 1 bytes: the rest of a
+    longer line is skipped unread, and what is kept fails to parse as too long."""
+    while line := f.readline(max_bytes + 1):
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while (rest := f.readline(max_bytes)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
+def metrics_record(line: bytes | str) -> dict:
+    """One metrics.jsonl line as a record, checked (see MetricsLog); ValueError saying why not."""
+    record = parse_json(line, "the line", max_bytes=MAX_METRICS_LINE)
+    if not (isinstance(record, dict) and is_int_between(record.get("step"), 0, MAX_STEP)
+            and isinstance(record.get("split"), str)):
+        raise ValueError("not a {\"split\": str, \"step\": int, ...} object")
+    missing = [name for name in METRIC_FIELDS.get(record["split"], ())
+               if not (isinstance(record.get(name), (int, float)) and not isinstance(record.get(name), bool))]
+    if missing:
+        raise ValueError(f"a {record['split']} record without the number(s) {', '.join(missing)}")
+    return record
 
 
 # ---------------------------------------------------------------------------- the run directory
@@ -349,7 +389,9 @@ def lock_run_directory(out: Path) -> FileLock:
 
 def prepare_run_directory(out: Path, resume, overwrite: bool):
     """Refuse to mix two runs in ``out``; remove what interrupted saves left behind."""
-    resuming_here = resume is not None and Path(resume).resolve().parent == out.resolve()
+    resuming_here = resume is not None and Path(resume).parent.resolve() == out.resolve()
+    if resuming_here:
+        check_resuming_the_newest(out, resume)
     held = [name for name in (CHECKPOINT, PREVIOUS, METRICS)
             if (out / name).exists() and (out / name).stat().st_size > 0]
     if overwrite and resuming_here:
@@ -370,20 +412,31 @@ def prepare_run_directory(out: Path, resume, overwrite: bool):
                       f"{', '.join(t.name for t in leftovers)}", RunWarning, stacklevel=3)
 
 
+def check_resuming_the_newest(out: Path, resume):
+    """Refuse to resume in ``out`` from another file than its checkpoint.npz (e.g. its
+    checkpoint.prev.npz): the first save would replace the newer checkpoint.npz."""
+    newest = out / CHECKPOINT
+    if newest.exists() and not os.path.samefile(resume, newest):
+        raise RunDirectoryError(f"{resume} is older than {newest}, which resuming in {out} would replace at "
+                                f"its first save; resume from {newest}, or go on from {resume} in another "
+                                "directory with --out")
+
+
 def keep_previous(checkpoint: Path):
     """Turn the current ``checkpoint.npz`` into ``checkpoint.prev.npz``, atomically: a hard
     link to it (a copy where links are not supported) under a temp name, renamed over the
     old one.  The save that follows replaces ``checkpoint.npz`` by a new file and leaves
     this one; at every moment both names hold complete checkpoints."""
-    if not checkpoint.exists():
-        return
+    previous = checkpoint.with_name(PREVIOUS)
+    if not checkpoint.exists() or (previous.exists() and os.path.samefile(checkpoint, previous)):
+        return  # already kept (a save failed after this linked them): renaming a link over its twin does nothing
     temp = checkpoint.with_name(f".{PREVIOUS}.{secrets.token_hex(4)}.tmp")
     try:
         try:
             os.link(checkpoint, temp)
         except OSError:
             shutil.copyfile(checkpoint, temp)
-        os.replace(temp, checkpoint.with_name(PREVIOUS))
+        os.replace(temp, previous)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -534,7 +587,7 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     if stop.received is None:
         test = evaluate(model, splits.test, tokenizer, label_smoothing=config.label_smoothing)
         log.write({"split": "test", "step": step, **test, "seconds": seconds})
-        plot_training(log.read(), out / "training.png",
+        plot_training(log.records(), out / "training.png",
                       title=f"{config.task}: {config.model} model, batch {config.batch_size}")
     return TrainRun(model, tokenizer, config, step, checkpoint_path, stop.received, test, seconds, skipped)
 

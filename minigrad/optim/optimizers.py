@@ -77,7 +77,10 @@ class Optimizer:
             values = state["hyperparams"].get(name) if isinstance(state["hyperparams"], dict) else None
             if name not in self.hyperparam_names or values is None:
                 continue
-            for value in values if name == "betas" and isinstance(values, list) else [values]:
+            if name == "betas" and not (isinstance(values, (list, tuple)) and len(values) == 2):
+                problems.append(f"betas must be a pair [beta1, beta2], got {values!r}")
+                continue
+            for value in values if name == "betas" else [values]:
                 try:
                     check_number(who, name, value, **bounds)
                 except ValueError as e:
