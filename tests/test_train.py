@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import transformer.train as train_module
-from minigrad.checkpoint import load_checkpoint
+from minigrad.checkpoint import CheckpointError, load_checkpoint
 from transformer import evaluation
 from transformer.checkpoints import load_trained, read_run_config
 from transformer.evaluation import exact_matches, format_by_length, score_typed_inputs
@@ -622,7 +622,7 @@ def test_a_save_that_fails_midway_leaves_both_checkpoints_loadable(tmp_path, mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module.np, "savez", savez_filling_the_disk)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(CheckpointError, match="No space left on device; the checkpoint that was there is left as"):
         train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)  # saves at 2, 4, then 6 fails
     monkeypatch.setattr(checkpoint_module.np, "savez", real_savez)
     run = tmp_path / "run"
