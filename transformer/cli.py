@@ -32,6 +32,7 @@ from minigrad.checkpoint import CheckpointError
 
 DEFAULT_CHECKPOINT = "runs/dates/checkpoint.npz"  # where the bare ``train`` command saves
 MAX_BEAM = 64          # translate --beam: each text decodes as a batch of this many hypotheses
+MAX_TRANSLATE_BATCH = 4096  # translate --batch-size
 MAX_GRAPH_BATCH = 64   # graph --batch: the picture is the same for any batch; memory grows with it
 EXAMPLES_SHOWN = 10
 # BLAS threads unless --threads or a BLAS environment variable says otherwise: two threads
@@ -132,7 +133,10 @@ def train_and_show(args, given):
         config = TrainConfig.from_dict({**config["train"], "out": str(Path(args.resume).parent), **given})
     else:
         config = TrainConfig.for_task(**given)
-    print(f"training {config.task} for {config.steps} steps into {config.out}/"
+    length = f"{config.steps} steps" if config.steps is not None else "as many steps as fit"
+    if config.max_minutes is not None:
+        length += f" within {config.max_minutes:g} minutes"
+    print(f"training {config.task} for {length} into {config.out}/"
           + (f", resuming from {args.resume}" if args.resume else "") + f" ({describe_threads(args)})",
           flush=True)
     run = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
@@ -142,6 +146,8 @@ def train_and_show(args, given):
         print(f"stopped by {run.stopped_by} at step {run.step}; checkpoint saved to {run.checkpoint}\n"
               f"continue with: python -m transformer train --resume {run.checkpoint}")
         return
+    if run.budget_spent:
+        print(f"the {config.max_minutes:g}-minute budget was spent at step {run.step} of {config.steps}")
     from transformer.tasks import make_splits
 
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
@@ -160,9 +166,9 @@ def train_and_show(args, given):
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
-TRAIN_FLAGS = ("task", "steps", "batch_size", "model", "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule",
-               "label_smoothing", "clip_norm", "eval_every", "checkpoint_every", "seed", "out", "n_train",
-               "checkpoint_seconds", "on_nonfinite")
+TRAIN_FLAGS = ("task", "steps", "max_minutes", "batch_size", "model", "d_model", "heads", "layers", "d_ff",
+               "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule", "label_smoothing", "clip_norm",
+               "eval_every", "checkpoint_every", "seed", "out", "n_train", "checkpoint_seconds", "on_nonfinite")
 
 
 def add_train_parser(commands):
@@ -174,7 +180,16 @@ def add_train_parser(commands):
     p.add_argument("--task", choices=sorted(TASK_DEFAULTS), help="what to learn (default: dates)")
     p.add_argument("--steps", type=int, help="optimizer steps")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="examples per step (default 64)")
-    p.add_argument("--model", choices=sorted(MODEL_SIZES), help="model size (default: tiny)")
+    p.add_argument("--max-minutes", dest="max_minutes", type=float, metavar="M",
+                   help="wall-clock budget: stop between steps once M minutes of training are spent, then "
+                        "evaluate and save as at the end; without --steps, the step count is fitted to it")
+    p.add_argument("--model", choices=sorted(MODEL_SIZES), help="model size (default: tiny): "
+                   + "; ".join(f"{name}: d_model {d['d_model']}, {d['n_heads']} heads, {d['n_encoder_layers']}"
+                               f"+{d['n_decoder_layers']} layers, d_ff {d['d_ff']}" for name, d in MODEL_SIZES.items()))
+    p.add_argument("--d-model", dest="d_model", type=int, help="model width (default: the --model size's)")
+    p.add_argument("--heads", type=int, help="attention heads; must divide d_model")
+    p.add_argument("--layers", type=int, help="encoder layers and decoder layers (each)")
+    p.add_argument("--d-ff", dest="d_ff", type=int, help="feed-forward width")
     p.add_argument("--dropout", type=float)
     p.add_argument("--optimizer", choices=["adam", "adamw"])
     p.add_argument("--lr-scale", dest="lr_scale", type=float,
@@ -208,11 +223,12 @@ def run_evaluate(args):
     from transformer.tasks import get_task, make_splits
     from transformer.train import TrainConfig
 
-    trained = load_checkpoint_for(args.checkpoint)
+    path = chosen_checkpoint(args)
+    trained = load_checkpoint_for(path)
     config = TrainConfig.from_dict(trained.train_config)
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
     result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
-    print(f"{config.task} model of {args.checkpoint} after {trained.step} steps, greedy exact match "
+    print(f"{config.task} model of {path} after {trained.step} steps, greedy exact match "
           f"on its test split (seed {config.seed}) by source length:\n{format_by_length(result)}")
     typed = score_typed_inputs(trained.model, trained.tokenizer, get_task(config.task))
     if typed:
@@ -225,6 +241,8 @@ def add_evaluate_parser(commands):
         "match for each source length, over all lengths, and the worst length; for the digit tasks "
         "also on inputs a person types that random test strings seldom are ('7', '1111', '0101')."))
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
+    p.add_argument("--best", action="store_true",
+                   help="use best.npz beside --checkpoint: the model of the best validation score")
     p.set_defaults(run=run_evaluate)
 
 
@@ -262,48 +280,122 @@ def check_known_chars(tokenizer, texts):
                                f"{''.join(unknown)!r} (it knows {''.join(tokenizer.chars)!r})")
 
 
-def run_translate(args):
-    from transformer.decoding import translate
+def text_problem(trained, text) -> str | None:
+    """Why the model of ``trained`` cannot take ``text`` (empty, unknown characters, outside
+    its task), or None."""
     from transformer.tasks import check_source
 
-    trained = load_checkpoint_for(args.checkpoint)
-
-    def show(texts):
-        check_known_chars(trained.tokenizer, texts)
-        for text in texts:  # a ValueError for a text outside the task (e.g. the year 2126 for dates)
+    if not text:
+        return "an empty text"
+    unknown = trained.tokenizer.unknown_chars(text)
+    if unknown:
+        return f"{text!r} contains characters the model does not know: {''.join(unknown)!r}"
+    if trained.train_config.get("task"):
+        try:  # e.g. the year 2126 for dates
             check_source(trained.train_config["task"], text)
-        for text, output in zip(texts, translate(trained.model, trained.tokenizer, texts, beam_size=args.beam)):
-            print(f"{text} → {output}" if args.show_source else output, flush=True)
+        except ValueError as e:
+            return str(e)
+    return None
 
+
+def read_lines(data: bytes, name: str) -> list[str]:
+    """The lines of ``data`` (UTF-8; "\n" or "\r\n" ends a line); a line that is not
+    UTF-8 is a CommandError naming it."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":  # the newline that ends the last line starts no new one
+        lines.pop()
+    texts = []
+    for number, line in enumerate(lines, 1):
+        try:
+            texts.append(line.removesuffix(b"\r").decode("utf-8"))
+        except UnicodeDecodeError:
+            raise CommandError(f"{name}: line {number} is not UTF-8 text; nothing was translated") from None
+    return texts
+
+
+TRANSLATE_PROBLEMS_SHOWN = 3
+
+
+def translate_lines(trained, texts, args, name, unit="line"):
+    """Print one output line per text, in order, decoding ``args.batch_size`` texts at a
+    time and flushing after each batch (so a pipe sees results as they come).  Every text
+    is checked first: if any cannot be translated, nothing is, and one line names the
+    first TRANSLATE_PROBLEMS_SHOWN of them (``unit`` and its number)."""
+    from transformer.decoding import translate
+
+    problems = [f"{unit} {number}: {problem}" for number, text in enumerate(texts, 1)
+                if (problem := text_problem(trained, text)) is not None]
+    if problems:
+        shown = "; ".join(problems[:TRANSLATE_PROBLEMS_SHOWN])
+        if len(problems) > TRANSLATE_PROBLEMS_SHOWN:
+            shown += f"; and {len(problems) - TRANSLATE_PROBLEMS_SHOWN} more"
+        raise CommandError(f"{name}: {len(problems)} of {len(texts)} {unit}s cannot be translated ({shown}); "
+                           "nothing was translated")
+    for start in range(0, len(texts), args.batch_size):
+        batch = texts[start:start + args.batch_size]
+        outputs = translate(trained.model, trained.tokenizer, batch, beam_size=args.beam)
+        print("\n".join(f"{text} → {output}" if args.show_source else output
+                        for text, output in zip(batch, outputs)), flush=True)
+
+
+def run_translate(args):
+    if args.texts and args.file:
+        args.usage_error("give texts as arguments or --file, not both")
+    trained = load_checkpoint_for(chosen_checkpoint(args))
     if args.texts:
-        show(args.texts)
+        translate_lines(trained, args.texts, args, "the texts given", unit="text")
+    elif args.file:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as e:
+            raise CommandError(f"cannot read --file {args.file}: {e.strerror}") from None
+        translate_lines(trained, read_lines(data, args.file), args, args.file)
     elif sys.stdin.isatty():  # someone typing: say what is expected, answer line by line
         print("type a text and press Enter to translate it, Ctrl-D to end "
               "(or give texts as arguments: python -m transformer translate TEXT ...)", file=sys.stderr)
         for line in sys.stdin:
             if line.strip():
                 try:
-                    show([line.rstrip("\n")])
+                    translate_lines(trained, [line.rstrip("\n")], args, "the text typed", unit="text")
                 except CommandError as e:  # a typo should not end the session
                     print(f"error: {e}", file=sys.stderr)
     else:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        if not texts:
-            raise CommandError("nothing to translate: stdin had no text; give texts as arguments "
-                               "or one per line on stdin")
-        show(texts)
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+        texts = read_lines(data, "stdin")
+        if not any(text.strip() for text in texts):
+            raise CommandError("nothing to translate: stdin had no text; give texts as arguments, "
+                               "--file, or one per line on stdin")
+        translate_lines(trained, texts, args, "stdin")
+
+
+def chosen_checkpoint(args) -> str:
+    """--checkpoint, or with --best the best.npz beside it."""
+    if getattr(args, "best", False):
+        from transformer.train import BEST
+
+        return str(Path(args.checkpoint).with_name(BEST))
+    return args.checkpoint
 
 
 def add_translate_parser(commands):
+    from transformer.train import BEST
+
     p = commands.add_parser("translate", help="run a trained model on texts", description=(
-        "Translate each text (or each line of stdin when no text is given) with a trained model."))
+        "Translate each text given, each line of --file, or each line of stdin: one output line per "
+        "input line, in order, decoded in batches. If any line cannot be translated (empty, characters "
+        "the model does not know), nothing is, and one error line names the first few."))
     p.add_argument("texts", nargs="*", help="source texts, e.g. '26 November 2026'")
+    p.add_argument("--file", metavar="PATH", help="translate each line of this UTF-8 file")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                    help=f"a checkpoint or an exported .safetensors model (default: {DEFAULT_CHECKPOINT})")
+    p.add_argument("--best", action="store_true",
+                   help=f"use {BEST} beside --checkpoint: the model of the best validation score")
     p.add_argument("--beam", type=int_between(1, MAX_BEAM), default=1,
                    help=f"beam size, 1 to {MAX_BEAM} (1: greedy, the default)")
+    p.add_argument("--batch-size", dest="batch_size", type=int_between(1, MAX_TRANSLATE_BATCH), default=64,
+                   help=f"texts decoded at once, 1 to {MAX_TRANSLATE_BATCH} (default 64)")
     p.add_argument("--show-source", action="store_true", help="print 'source → output'")
-    p.set_defaults(run=run_translate)
+    p.set_defaults(run=run_translate, usage_error=p.error)
 
 
 # ---------------------------------------------------------------------------- attention
