@@ -270,14 +270,16 @@ def load_checkpoint_for(path):
 
 
 def check_known_chars(tokenizer, texts):
-    """CommandError naming the first text that is empty or has characters outside the vocabulary."""
+    """CommandError naming the first text that is empty or has units (characters, symbols)
+    outside the source vocabulary."""
+    source = tokenizer.source
     for text in texts:
         if not text:
             raise CommandError("an empty text: give at least one character")
-        unknown = tokenizer.unknown_chars(text)
+        unknown = source.unknown(text)
         if unknown:
-            raise CommandError(f"{text!r} contains characters the model does not know: "
-                               f"{''.join(unknown)!r} (it knows {''.join(tokenizer.chars)!r})")
+            raise CommandError(f"{text!r} contains {source.unit_name} the model does not know: "
+                               f"{source.separator.join(unknown)!r} (it knows {source.separator.join(source.units)!r})")
 
 
 def text_problem(trained, text) -> str | None:
@@ -287,9 +289,10 @@ def text_problem(trained, text) -> str | None:
 
     if not text:
         return "an empty text"
-    unknown = trained.tokenizer.unknown_chars(text)
+    source = trained.tokenizer.source
+    unknown = source.unknown(text)
     if unknown:
-        return f"{text!r} contains characters the model does not know: {''.join(unknown)!r}"
+        return f"{text!r} contains {source.unit_name} the model does not know: {source.separator.join(unknown)!r}"
     if trained.train_config.get("task"):
         try:  # e.g. the year 2126 for dates
             check_source(trained.train_config["task"], text)

@@ -76,9 +76,9 @@ class RunWarning(UserWarning):
 
 
 def build_model(config: TrainConfig, tokenizer: Tokenizer) -> Transformer:
-    """The Transformer of ``config.dimensions()`` over the tokenizer's vocabulary (both sides)."""
+    """The Transformer of ``config.dimensions()`` over the source and target vocabularies."""
     sizes = {**config.dimensions(), "dropout": config.dropout, "norm_first": config.norm_first}
-    model_config = TransformerConfig(tokenizer.vocab_size, tokenizer.vocab_size, **sizes)
+    model_config = TransformerConfig(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)
     return Transformer(model_config, seed=config.seed)
 
 
