@@ -194,6 +194,8 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
         problems.append(f"'seconds' must be a number >= 0, got {seconds!r}")
     data = extra.get("data")
     batches_per_epoch = -(-train_config.n_train // train_config.batch_size)
+    if train_config.data is not None:  # the size of a file's training split is known once it is read
+        batches_per_epoch = MAX_STEP   # (train.BatchStream.load_state_dict checks it then)
     if not isinstance(data, dict) or not {"epoch_start", "used"} <= data.keys():
         problems.append(f"'data' must be {{'epoch_start': Generator state, 'used': int}}, got {abbreviated(data)}")
     else:
@@ -202,6 +204,10 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
                             f"epoch of {train_config.n_train} examples), got {data['used']!r}")
         problems += _rng_state_problems("data.epoch_start", data["epoch_start"])
     problems += _rng_state_problems("dropout_rng", extra.get("dropout_rng"))
+    files = extra.get("data_files")  # the fingerprints of a real-data run (run_data.check_fingerprints)
+    if train_config.data is not None and not (isinstance(files, dict) and "data" in files
+                                              and all(isinstance(f, dict) for f in files.values())):
+        problems.append(f"'data_files' must be the fingerprints of the data read, got {abbreviated(files)}")
     best = extra.get("best")  # the best validation so far (train.validation_error), kept in best.npz
     if best is not None and not (isinstance(best, dict) and best.keys() == {"step", "error"}
                                  and is_int_between(best["step"], 0, step) and isinstance(best["error"], list)

@@ -59,6 +59,7 @@ def run_train(args):
     """Train, with the command line's guarantees: a setting out of range is one line naming
     its option; a closed stdout (``... | head -1``) only silences the output; a second
     Ctrl-C ends without a traceback; notes about the run directory are "warning:" lines."""
+    from transformer.datasets import MissingDataPackage
     from transformer.train import RunDirectoryError, SettingError, TrainingDiverged
 
     given = {name: value for name, value in vars(args).items()
@@ -74,7 +75,7 @@ def run_train(args):
                 args.usage_error(f"argument {flag}: {e.problem}")
             hint = f" (give {flag} to change it)" if e.name in TRAIN_FLAGS else ""
             raise CommandError(f"{args.resume} stores {e.name} that {e.problem}{hint}") from e
-        except RunDirectoryError as e:
+        except (RunDirectoryError, MissingDataPackage) as e:
             raise CommandError(str(e)) from e
         except TrainingDiverged as e:
             raise CommandError(f"{e} (lower --lr-scale, or pass --on-nonfinite skip to go on without "
@@ -131,12 +132,14 @@ def train_and_show(args, given):
         config, _ = read_run_config(args.resume)
         # A resumed run goes on in its checkpoint's directory, from wherever it is started.
         config = TrainConfig.from_dict({**config["train"], "out": str(Path(args.resume).parent), **given})
+    elif "data" in given:
+        config = TrainConfig.for_data(**given)
     else:
         config = TrainConfig.for_task(**given)
     length = f"{config.steps} steps" if config.steps is not None else "as many steps as fit"
     if config.max_minutes is not None:
         length += f" within {config.max_minutes:g} minutes"
-    print(f"training {config.task} for {length} into {config.out}/"
+    print(f"training {config.name} for {length} into {config.out}/"
           + (f", resuming from {args.resume}" if args.resume else "") + f" ({describe_threads(args)})",
           flush=True)
     run = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
@@ -148,6 +151,15 @@ def train_and_show(args, given):
         return
     if run.budget_spent:
         print(f"the {config.max_minutes:g}-minute budget was spent at step {run.step} of {config.steps}")
+    if run.data is not None:
+        references = run.data.references("test")
+        print(f"\ntest split, {len(references):,} sources, greedy decoding, after {run.step} steps "
+              f"(epoch {run.step * config.batch_size / len(run.data.splits.train):.1f}), {run.seconds / 60:.1f} min:")
+        show_scores(run.test, list(references), list(references.values()), run.data.unit)
+        print(f"best validation at step {run.best_step}: {Path(config.out) / 'best.npz'}")
+        print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}, "
+              f"{Path(config.out) / 'learning_curve.png'}")
+        return
     from transformer.tasks import make_splits
 
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
@@ -166,7 +178,24 @@ def train_and_show(args, given):
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
-TRAIN_FLAGS = ("task", "steps", "max_minutes", "batch_size", "model", "d_model", "heads", "layers", "d_ff",
+def show_scores(result, sources, references, unit, shown=EXAMPLES_SHOWN):
+    """Print a ``scoring`` result: the two error rates, the table by source length and the
+    first ``shown`` sources decoded wrong."""
+    from transformer.scoring import format_scores, format_scores_by_length
+
+    print(format_scores(result, unit))
+    print(f"\nby source length:\n{format_scores_by_length(result, unit)}")
+    wrong = [(source, output, refs) for source, output, refs in zip(sources, result["predictions"], references)
+             if output not in refs]
+    if wrong:
+        print(f"\nthe first {min(shown, len(wrong))} of {len(wrong):,} sources decoded wrong (source → output; "
+              "expected):")
+        for source, output, refs in wrong[:shown]:
+            print(f"  {source} → {output or '(nothing)'}; expected {' | '.join(refs)}")
+
+
+TRAIN_FLAGS = ("task", "data", "valid", "test", "keep_stress", "skip_bad_lines", "source_tokens", "target_tokens",
+               "n_valid", "steps", "max_minutes", "batch_size", "model", "d_model", "heads", "layers", "d_ff",
                "dropout", "optimizer", "lr_scale", "warmup_steps", "schedule", "label_smoothing", "clip_norm",
                "eval_every", "checkpoint_every", "seed", "out", "n_train", "checkpoint_seconds", "on_nonfinite")
 
@@ -174,10 +203,25 @@ TRAIN_FLAGS = ("task", "steps", "max_minutes", "batch_size", "model", "d_model",
 def add_train_parser(commands):
     from transformer.train import MODEL_SIZES, TASK_DEFAULTS
 
-    p = commands.add_parser("train", help="train a model on a task", description=(
-        "Train a Transformer on a synthetic task; unset options take the task's tuned defaults "
-        "(transformer.train.TASK_DEFAULTS). Ctrl-C saves a checkpoint; --resume continues it."))
+    p = commands.add_parser("train", help="train a model on a task or on data", description=(
+        "Train a Transformer on a synthetic task (--task) or on real pairs (--data); unset options take the "
+        "task's or data's defaults (transformer.train_config: TASK_DEFAULTS, DATA_DEFAULTS). Ctrl-C saves a "
+        "checkpoint; --resume continues it."))
     p.add_argument("--task", choices=sorted(TASK_DEFAULTS), help="what to learn (default: dates)")
+    p.add_argument("--data", metavar="PAIRS", help="train on real data: a UTF-8 file of source<TAB>target lines, "
+                   "or a built-in data set: cmudict (English word -> phonemes) or pinyin (Chinese -> pinyin)")
+    p.add_argument("--valid", metavar="PAIRS", help="validate on this file instead of 5%% of the --data sources")
+    p.add_argument("--test", metavar="PAIRS", help="test on this file instead of 5%% of the --data sources")
+    p.add_argument("--keep-stress", dest="keep_stress", action="store_true", default=None,
+                   help="cmudict: keep the vowels' stress digits (AO1)")
+    p.add_argument("--skip-bad-lines", dest="skip_bad_lines", action="store_true", default=None,
+                   help="skip (and count) bad lines of the pairs files instead of stopping at the first")
+    p.add_argument("--source-tokens", dest="source_tokens", choices=["auto", "chars", "symbols"],
+                   help="what a source token is: characters, space-separated symbols, or auto (the default)")
+    p.add_argument("--target-tokens", dest="target_tokens", choices=["auto", "chars", "symbols"],
+                   help="what a target token is (auto: symbols when targets look like 'TH AO T')")
+    p.add_argument("--n-valid", dest="n_valid", type=int,
+                   help="tasks: valid examples; data: the most valid sources decoded at each evaluation")
     p.add_argument("--steps", type=int, help="optimizer steps")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="examples per step (default 64)")
     p.add_argument("--max-minutes", dest="max_minutes", type=float, metavar="M",
@@ -219,13 +263,63 @@ def add_train_parser(commands):
 # ---------------------------------------------------------------------------- evaluate
 
 def run_evaluate(args):
-    from transformer.evaluation import evaluate, format_by_length, score_typed_inputs
-    from transformer.tasks import get_task, make_splits
     from transformer.train import TrainConfig
 
     path = chosen_checkpoint(args)
     trained = load_checkpoint_for(path)
     config = TrainConfig.from_dict(trained.train_config)
+    if args.data is not None:
+        from transformer.pairs import group_by_source, read_pairs
+
+        read = read_pairs(args.data, skip_bad_lines=args.skip_bad_lines)
+        if read.skipped:
+            number, problem = read.skipped[0]
+            print(f"skipped {len(read.skipped):,} bad lines of {args.data} (the first, line {number}: {problem})")
+        score_on(trained, config, path, group_by_source(read.pairs), args, f"{args.data}")
+    elif config.data is not None:
+        score_on(trained, config, path, test_references(path, config), args, "its test split")
+    else:
+        evaluate_task(trained, config, path)
+
+
+def test_references(path, config) -> dict[str, list[str]]:
+    """The test split of a real-data run, rebuilt from its settings (and refused if the
+    data changed since: the split would not be the one it was tested on)."""
+    from transformer.checkpoints import read_run_config
+    from transformer.datasets import MissingDataPackage
+    from transformer.run_data import check_fingerprints, load_run_data
+
+    try:
+        data = load_run_data(config)
+    except MissingDataPackage as e:
+        raise CommandError(str(e)) from e
+    if Path(path).suffix != ".safetensors":
+        check_fingerprints(read_run_config(path, for_resume=False)[1].get("data_files", {}), data.fingerprints, path)
+    return data.references("test")
+
+
+def score_on(trained, config, path, references, args, what):
+    """Decode every source of ``references`` (source -> its references) and print the scores."""
+    from transformer.run_data import target_unit
+    from transformer.scoring import decode_and_score
+
+    sources = list(references)
+    unknown = sum(bool(trained.tokenizer.source.unknown(source)) for source in sources)
+    if unknown:
+        print(f"warning: {unknown:,} of {len(sources):,} sources contain {trained.tokenizer.source.unit_name} the "
+              "model does not know; they are decoded with those left out (read as <unk>)", file=sys.stderr)
+    result = decode_and_score(trained.model, trained.tokenizer, sources, list(references.values()),
+                              beam_size=args.beam, progress=sys.stderr.isatty())
+    decoding = "greedy decoding" if args.beam == 1 else f"beam search (beam {args.beam})"
+    print(f"{config.name} model of {path} after {trained.step} steps, on {what}: {len(sources):,} sources, "
+          f"{decoding}")
+    show_scores(result, sources, list(references.values()), target_unit(config.data, trained.tokenizer.target))
+
+
+def evaluate_task(trained, config, path):
+    from transformer.evaluation import evaluate, format_by_length, score_typed_inputs
+    from transformer.tasks import get_task, make_splits
+
     test = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed).test
     result = evaluate(trained.model, test, trained.tokenizer, label_smoothing=config.label_smoothing)
     print(f"{config.task} model of {path} after {trained.step} steps, greedy exact match "
@@ -236,13 +330,23 @@ def run_evaluate(args):
 
 
 def add_evaluate_parser(commands):
-    p = commands.add_parser("evaluate", help="exact match per input length", description=(
-        "Rebuild a trained model's held-out test split from its settings and print greedy exact "
-        "match for each source length, over all lengths, and the worst length; for the digit tasks "
-        "also on inputs a person types that random test strings seldom are ('7', '1111', '0101')."))
+    p = commands.add_parser("evaluate", help="error rates, or exact match per input length", description=(
+        "Score a trained model. A model trained on data: on --data (a file of source<TAB>target pairs; lines "
+        "with one source are its alternative references) or else on its own test split, rebuilt from its "
+        "settings: word error rate (a source is right if the output equals any reference), the token error "
+        "rate (phoneme, syllable, character...: edit distance to the closest reference over its length), both "
+        "by source length, and the first sources decoded wrong. A model of a task: greedy exact match for each "
+        "source length on its test split; for the digit tasks also on inputs a person types that random test "
+        "strings seldom are ('7', '1111', '0101')."))
+    p.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT", help="the same as --checkpoint")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
     p.add_argument("--best", action="store_true",
-                   help="use best.npz beside --checkpoint: the model of the best validation score")
+                   help="use best.npz beside the checkpoint: the model of the best validation score")
+    p.add_argument("--data", metavar="PAIRS", help="score on this file of source<TAB>target lines")
+    p.add_argument("--skip-bad-lines", dest="skip_bad_lines", action="store_true",
+                   help="skip (and count) bad lines of --data instead of stopping at the first")
+    p.add_argument("--beam", type=int_between(1, MAX_BEAM), default=1,
+                   help=f"beam size for data, 1 to {MAX_BEAM} (1: greedy, the default)")
     p.set_defaults(run=run_evaluate)
 
 
@@ -373,11 +477,12 @@ def run_translate(args):
 
 def chosen_checkpoint(args) -> str:
     """--checkpoint, or with --best the best.npz beside it."""
+    checkpoint = getattr(args, "checkpoint_path", None) or args.checkpoint
     if getattr(args, "best", False):
         from transformer.train import BEST
 
-        return str(Path(args.checkpoint).with_name(BEST))
-    return args.checkpoint
+        return str(Path(checkpoint).with_name(BEST))
+    return checkpoint
 
 
 def add_translate_parser(commands):

@@ -51,7 +51,9 @@ from transformer.checkpoints import read_run_config, save_training_checkpoint
 from transformer.evaluation import evaluate, token_accuracy_counts, worst_length
 from transformer.loss import sequence_loss
 from transformer.model import Transformer, TransformerConfig
-from transformer.plots import plot_training
+from transformer.plots import plot_learning_curve, plot_training
+from transformer.run_data import RunData, check_fingerprints, load_run_data
+from transformer.scoring import decode_and_score, error_rate_name
 from transformer.tasks import Pair, batches, make_splits, tokenizer_for
 from transformer.tokenizer import Tokenizer
 from transformer.train_config import (  # noqa: F401  (re-exported: users import them from here)
@@ -73,6 +75,10 @@ class RunDirectoryError(RuntimeError):
 
 class RunWarning(UserWarning):
     """Something in a run directory was repaired: a torn metrics line, a left-over temp file."""
+
+
+class DataWarning(UserWarning):
+    """Something about the data that may make the scores mean less: held-out sources also trained on."""
 
 
 def build_model(config: TrainConfig, tokenizer: Tokenizer) -> Transformer:
@@ -137,6 +143,10 @@ class BatchStream:
         return {"epoch_start": self.epoch_start, "used": self.used}
 
     def load_state_dict(self, state: dict):
+        in_epoch = -(-len(self.pairs) // self.batch_size)
+        if state["used"] > in_epoch:
+            raise ValueError(f"the saved batch position ({state['used']} batches into an epoch) is past the "
+                             f"{in_epoch} batches of an epoch of this training data")
         self.rng.bit_generator.state = state["epoch_start"]
         self._start_epoch()
         for _ in range(state["used"]):
@@ -304,6 +314,7 @@ class TrainRun:
     skipped: int = 0           # steps not applied because of a non-finite loss or gradient norm
     budget_spent: bool = False  # max_minutes ended the run (it finished: evaluated and saved)
     best_step: int | None = None  # the step of best.npz, the lowest validation error so far
+    data: RunData | None = None   # real data: the splits, tokenizers and the unit of the error rate
 
 
 # A run with a time budget and no step count: its first steps are timed, and then the
@@ -324,8 +335,26 @@ def steps_for_budget(done: int, seconds_per_step: float, seconds_left: float) ->
 
 
 def validation_error(valid: dict) -> tuple[float, ...]:
-    """What best.npz minimizes: 1 - exact match (tuples compare element by element)."""
+    """What best.npz minimizes (tuples compare element by element): on real data the word
+    error rate, ties broken by the token error rate; on a task 1 - exact match."""
+    if "word_error_rate" in valid:
+        return (valid["word_error_rate"], valid["token_error_rate"])
     return (1.0 - valid["exact_match"],)
+
+
+def abbreviation(unit: str) -> str:
+    """"PER" for phonemes (phoneme error rate), "SER", "CER", "TER"."""
+    return "".join(word[0] for word in error_rate_name(unit).split()).upper()
+
+
+def valid_sample(references: dict[str, list[str]], n: int, seed: int) -> list[str]:
+    """The valid sources decoded at each evaluation: all, or ``n`` of them drawn once
+    (seeded), in the split's order, so that every evaluation scores the same sources."""
+    sources = list(references)
+    if len(sources) <= n:
+        return sources
+    chosen = np.random.default_rng([seed, 3]).choice(len(sources), size=n, replace=False)
+    return [sources[i] for i in sorted(chosen)]
 
 
 def train(config: TrainConfig, resume=None, progress: bool = True,
@@ -353,8 +382,20 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     checkpoint_path = out / CHECKPOINT
 
     # ---- data, model, optimizer, schedule
-    splits = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed)
-    tokenizer = tokenizer_for(config.task)
+    data = None
+    if config.data is None:
+        splits = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed)
+        tokenizer = tokenizer_for(config.task)
+    else:
+        data = load_run_data(config)
+        splits, tokenizer = data.splits, data.tokenizer
+        for line in data.notes:
+            tqdm.write(line)
+        for line in data.warnings:
+            warnings.warn(line, DataWarning, stacklevel=3)
+        valid_references = data.references("valid")
+        valid_sources = valid_sample(valid_references, config.n_valid, config.seed)
+        valid_pairs = [(source, target) for source in valid_sources for target in valid_references[source]]
     model = build_model(config, tokenizer)
     optimizer = build_optimizer(config, model)
     schedule = build_schedule(config, optimizer, model.config.d_model)
@@ -362,7 +403,7 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     train_batches = BatchStream(splits.train, tokenizer, config.batch_size, data_rng)
     step, seconds_before, best = 0, 0.0, None
     if resume is not None:
-        step, seconds_before, best = restore(resume, model, optimizer, schedule, train_batches)
+        step, seconds_before, best = restore(resume, model, optimizer, schedule, train_batches, data)
     log = MetricsLog(out / METRICS, resume_step=step if resume is not None else None)
     budget = config.max_minutes * 60 if config.max_minutes is not None else None
     timed = []  # seconds of each timed step, while a budgeted run fits its step count
@@ -387,7 +428,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
                                    f"{path} is left as it was")
         extra = {"step": step, "data": train_batches.state_dict(),
                  "dropout_rng": model.dropout_rng.bit_generator.state,
-                 "seconds": seconds_trained(), "best": best}
+                 "seconds": seconds_trained(), "best": best,
+                 **({"data_files": data.fingerprints} if data is not None else {})}
         stop.saving = True  # a second Ctrl-C now waits for the save
         try:
             if path == checkpoint_path:
@@ -401,13 +443,21 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     def validate():
         """Score the valid split, log it, and keep the model in best.npz if it is the best yet."""
         nonlocal best
-        valid = evaluate(model, splits.valid, tokenizer, label_smoothing=config.label_smoothing)
-        log.write({"split": "valid", "step": step, "epoch": epoch(), "minutes": seconds_trained() / 60,
-                   **valid})
-        length, worst = worst_length(valid)
-        bar.write(f"step {step} (epoch {epoch():.1f}, {seconds_trained() / 60:.1f} min): valid loss "
-                  f"{valid['loss']:.4f}, token accuracy {valid['token_accuracy']:.2%}, exact match "
-                  f"{valid['exact_match']:.2%} (worst length {length}: {worst:.2%})")
+        when = f"step {step} (epoch {epoch():.1f}, {seconds_trained() / 60:.1f} min)"
+        if data is None:
+            valid = evaluate(model, splits.valid, tokenizer, label_smoothing=config.label_smoothing)
+            length, worst = worst_length(valid)
+            bar.write(f"{when}: valid loss {valid['loss']:.4f}, token accuracy {valid['token_accuracy']:.2%}, "
+                      f"exact match {valid['exact_match']:.2%} (worst length {length}: {worst:.2%})")
+        else:
+            forced = evaluate(model, valid_pairs, tokenizer, label_smoothing=config.label_smoothing, decode=False)
+            scored = decode_and_score(model, tokenizer, valid_sources, [valid_references[s] for s in valid_sources])
+            valid = {"loss": forced["loss"], "token_accuracy": forced["token_accuracy"],
+                     **{key: scored[key] for key in ("word_error_rate", "token_error_rate", "by_length")},
+                     "examples": len(valid_sources)}
+            bar.write(f"{when}: valid WER {valid['word_error_rate']:.1%}, {abbreviation(data.unit)} "
+                      f"{valid['token_error_rate']:.1%} (loss {valid['loss']:.3f}, {len(valid_sources):,} sources)")
+        log.write({"split": "valid", "step": step, "epoch": epoch(), "minutes": seconds_trained() / 60, **valid})
         error = list(validation_error(valid))
         if best is None or error < best["error"]:
             best = {"step": step, "error": error}
@@ -435,7 +485,7 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     # ---- the loop
     started = time.perf_counter()
     model.train()
-    bar = tqdm(total=config.steps, initial=step, desc=Path(config.out).name, disable=not progress,
+    bar = tqdm(total=config.steps, initial=step, desc=config.name, disable=not progress,
                dynamic_ncols=True)
     window = {"loss": 0.0, "correct": 0, "tokens": 0, "steps": 0, "skipped": 0}  # since the last log line
     skipped, diverged = 0, None  # steps skipped in the whole run; why the run stopped, if it diverged
@@ -505,13 +555,21 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     # ---- the end: test score and pictures
     test = None
     if stop.received is None:
-        test = evaluate(model, splits.test, tokenizer, label_smoothing=config.label_smoothing)
-        log.write({"split": "test", "step": step, "epoch": epoch(), **test, "seconds": seconds})
-        plot_training(log.read(), out / "training.png",
-                      title=f"{config.task}: {config.model} model, batch {config.batch_size}")
+        title = f"{config.name}: {config.model} model, batch {config.batch_size}"
+        if data is None:
+            test = evaluate(model, splits.test, tokenizer, label_smoothing=config.label_smoothing)
+            log.write({"split": "test", "step": step, "epoch": epoch(), **test, "seconds": seconds})
+        else:  # every test source, greedy
+            references = data.references("test")
+            test = decode_and_score(model, tokenizer, list(references), list(references.values()),
+                                    progress=progress)
+            log.write({"split": "test", "step": step, "epoch": epoch(), "minutes": seconds / 60, "seconds": seconds,
+                       **{key: value for key, value in test.items() if key != "predictions"}})
+            plot_learning_curve(log.read(), out / "learning_curve.png", error_rate_name(data.unit), title=title)
+        plot_training(log.read(), out / "training.png", title=title)
     return TrainRun(model, tokenizer, config, step, checkpoint_path, stop.received, test, seconds, skipped,
                     budget_spent=stop.received is None and step < config.steps and budget_spent(),
-                    best_step=best["step"] if best else None)
+                    best_step=best["step"] if best else None, data=data)
 
 
 def nonfinite_part(loss: float, grad_norm: float) -> str | None:
@@ -523,10 +581,14 @@ def nonfinite_part(loss: float, grad_norm: float) -> str | None:
     return None
 
 
-def restore(path, model, optimizer, schedule, train_batches: BatchStream) -> tuple[int, float, dict | None]:
+def restore(path, model, optimizer, schedule, train_batches: BatchStream,
+            data: RunData | None = None) -> tuple[int, float, dict | None]:
     """Load a training checkpoint into the run; returns (step, seconds trained so far,
-    the best validation so far: {"step", "error"} or None)."""
+    the best validation so far: {"step", "error"} or None).  A real-data run is only
+    resumed on the data it was trained on (run_data.DataChanged otherwise)."""
     _, extra = read_run_config(path)
+    if data is not None:
+        check_fingerprints(extra["data_files"], data.fingerprints, path)
     load_checkpoint(path, model, optimizer, schedule)
     train_batches.load_state_dict(extra["data"])
     model.dropout_rng.bit_generator.state = extra["dropout_rng"]

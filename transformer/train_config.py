@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from minigrad.optim.optimizers import check_number
+from transformer.datasets import DATASETS
 from transformer.tasks import TASKS
+from transformer.tokenizer import TOKENIZER_KINDS
 
 # Model sizes: the dimensions of TransformerConfig; --d-model, --heads, --layers and
 # --d-ff override one of them.  "small" is for real data.  Measured for one training
@@ -53,6 +56,23 @@ TASK_DEFAULTS = {
                            eval_every=250),
 }
 
+# Real data: first guesses from short runs (the README's "Training on your own data" says
+# what they reached); "file" is for a file of pairs.  n_valid is how many valid sources are
+# decoded at each evaluation (a fixed sample, so the curve compares like with like).
+DATA_DEFAULTS = {
+    "cmudict": dict(model="small", steps=20_000, batch_size=64, warmup_steps=500, lr_scale=0.3, dropout=0.1,
+                    label_smoothing=0.1, eval_every=1000, checkpoint_every=1000, n_valid=500),
+    "pinyin": dict(model="small", steps=20_000, batch_size=64, warmup_steps=500, lr_scale=0.3, dropout=0.1,
+                   label_smoothing=0.1, eval_every=1000, checkpoint_every=1000, n_valid=500),
+    "file": dict(model="small", steps=20_000, batch_size=64, warmup_steps=500, lr_scale=0.3, dropout=0.1,
+                 label_smoothing=0.1, eval_every=1000, checkpoint_every=1000, n_valid=500),
+}
+
+
+def data_name(data: str) -> str:
+    """A data set's name, or a data file's stem ("words" for "lists/words.tsv")."""
+    return data if data in DATASETS else Path(data).stem or "data"
+
 
 class SettingError(ValueError):
     """A setting out of its range: ``name`` (a TrainConfig field) and what is wrong."""
@@ -84,7 +104,14 @@ class TrainConfig:
     """Everything that defines a run.  ``TrainConfig.for_task(task)`` fills in the task's
     tuned defaults (TASK_DEFAULTS); the plain defaults below are the dates task's."""
 
-    task: str = "dates"
+    task: str | None = None       # a key of TASKS; "dates" when neither task nor data is given
+    data: str | None = None       # real data: a pairs file (source<TAB>target lines) or "cmudict"/"pinyin"
+    valid: str | None = None      # a pairs file to validate on instead of a share of `data`
+    test: str | None = None       # a pairs file to test on instead of a share of `data`
+    keep_stress: bool = False     # cmudict: keep the vowels' stress digits (AO1)
+    skip_bad_lines: bool = False  # skip (and count) the bad lines of the pairs files instead of refusing them
+    source_tokens: str = "auto"   # each side's units: "chars", "symbols" (space-separated) or "auto"
+    target_tokens: str = "auto"
     steps: int | None = 2000      # optimizer steps; None: as many as fit in max_minutes (fixed early on)
     max_minutes: float | None = None  # wall-clock budget: stop between steps once it is spent
     batch_size: int = 64
@@ -110,11 +137,14 @@ class TrainConfig:
     seed: int = 0                 # model init, dropout, data splits and batch order
     out: str = "runs/dates"
     n_train: int = 50_000
-    n_valid: int = 500
+    n_valid: int = 500            # tasks: valid examples; data: valid sources decoded per evaluation (at most)
     n_test: int = 1000
 
     def __post_init__(self):
-        if self.task not in TASKS:
+        if self.task is None and self.data is None:
+            self.task = "dates"
+        self._check_data()
+        if self.data is None and self.task not in TASKS:
             raise SettingError("task", f"unknown task {self.task!r}; choose one of {sorted(TASKS)}")
         if self.model not in MODEL_SIZES:
             raise SettingError("model", f"unknown model size {self.model!r}; choose one of {sorted(MODEL_SIZES)}")
@@ -141,6 +171,31 @@ class TrainConfig:
                 raise SettingError("heads", f"must divide d_model ({dims['d_model']}), got {self.heads}")
             raise SettingError("d_model", f"must be a multiple of heads ({dims['n_heads']}), got {self.d_model}")
 
+    def _check_data(self):
+        """The real-data settings: data or a task, not both; each file setting a path."""
+        if self.data is not None and self.task is not None:
+            raise SettingError("data", f"and task ({self.task!r}) are both given; train on one of them")
+        for name in ("data", "valid", "test"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise SettingError(name, f"must be a file name{' or a data set name' * (name == 'data')}, "
+                                         f"got {value!r}")
+            if name != "data" and value is not None and self.data is None:
+                raise SettingError(name, "is a file of pairs for training on data; give data too")
+        for name in ("keep_stress", "skip_bad_lines"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingError(name, f"must be True or False, got {getattr(self, name)!r}")
+        if self.keep_stress and self.data != "cmudict":
+            raise SettingError("keep_stress", f"applies to the cmudict data only, not to {self.data or self.task!r}")
+        for name in ("source_tokens", "target_tokens"):
+            if getattr(self, name) not in TOKENIZER_KINDS:
+                raise SettingError(name, f"must be one of {', '.join(TOKENIZER_KINDS)}, got {getattr(self, name)!r}")
+
+    @property
+    def name(self) -> str:
+        """What the run learns: the task, the data set, or the data file's stem."""
+        return self.task if self.data is None else data_name(self.data)
+
     def dimensions(self) -> dict:
         """The model's d_model, n_heads, n_encoder_layers, n_decoder_layers and d_ff: the
         size preset, with the dimensions given overriding it."""
@@ -158,6 +213,16 @@ class TrainConfig:
         if overrides.get("max_minutes") is not None and "steps" not in overrides:
             defaults["steps"] = None
         return cls(**{"task": task, "out": f"runs/{task}", **defaults, **overrides})
+
+    @classmethod
+    def for_data(cls, data: str, **overrides) -> TrainConfig:
+        """The defaults of a data set (DATA_DEFAULTS; a file gets "file"'s) and
+        out="runs/<data set name or file stem>", then ``overrides``.  With ``max_minutes``
+        and no ``steps``, the steps are fitted to the budget."""
+        defaults = dict(DATA_DEFAULTS.get(data, DATA_DEFAULTS["file"]))
+        if overrides.get("max_minutes") is not None and "steps" not in overrides:
+            defaults["steps"] = None
+        return cls(**{"data": data, "out": f"runs/{data_name(data)}", **defaults, **overrides})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
