@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import transformer.train as train_module
 from transformer.checkpoints import load_trained, read_run_config
 from transformer.cli import main
+from transformer.run_data import load_run_data
 from transformer.train import (
     BUDGET_VALIDATION_SHARE,
     SettingError,
@@ -240,3 +242,140 @@ def test_translate_in_a_shell_pipe(copy_checkpoint, tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert [line.split(" → ")[0] for line in result.stdout.splitlines()] == lines
+
+
+# ---------------------------------------------------------------------------- real data: a file of pairs
+
+LETTERS = "abcdefgh"
+
+
+def spelled(word):
+    """A made-up "pronunciation": each letter as an upper-case symbol ("bad" -> "BH AH DH")."""
+    return " ".join(letter.upper() + "H" for letter in word)
+
+
+def write_pairs(path, words, extra_lines=()):
+    path.write_text("".join(f"{word}\t{spelled(word)}\n" for word in words) + "".join(extra_lines),
+                    encoding="utf-8")
+    return str(path)
+
+
+def some_words(n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = {"".join(rng.choice(list(LETTERS), size=int(rng.integers(2, 7)))) for _ in range(2 * n)}
+    return sorted(words)[:n]
+
+
+def data_argv(data, out, *more):
+    return ["train", "--data", data, "--model", "micro", "--steps", "4", "--eval-every", "2", "--n-valid", "10",
+            "--out", str(out), "--quiet", *more]
+
+
+def test_train_on_a_pairs_file_through_the_cli(tmp_path, capsys):
+    data = write_pairs(tmp_path / "words.tsv", some_words(150))
+    status, out, err = run_main(data_argv(data, tmp_path / "run"), capsys)
+    assert status == 0, err
+    assert "training words for 4 steps" in out and "train " in out and " pairs (" in out and "valid " in out
+    assert "word error rate: " in out and "token error rate: " in out and "by source length:" in out
+    assert "best validation at step" in out
+    for name in ("checkpoint.npz", "best.npz", "training.png", "learning_curve.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    valid = records(tmp_path / "run", "valid")
+    assert [r["step"] for r in valid] == [2, 4]
+    run_data = load_run_data(TrainConfig.for_data(data))
+    for record in valid:
+        assert {"word_error_rate", "token_error_rate", "by_length", "epoch", "minutes"} <= record.keys()
+        assert record["examples"] == min(10, len(run_data.references("valid")))  # at most --n-valid sources
+    test = records(tmp_path / "run", "test")[0]
+    assert test["examples"] == len(run_data.references("test"))
+    stored = read_run_config(tmp_path / "run" / "checkpoint.npz")[0]
+    assert stored["tokenizer"]["type"] == "pair" and stored["tokenizer"]["target"]["type"] == "symbol"
+
+
+def test_valid_and_test_files_replace_the_held_out_shares_and_overlap_is_warned(tmp_path, capsys):
+    words = some_words(150)
+    data = write_pairs(tmp_path / "words.tsv", words[:120])
+    valid = write_pairs(tmp_path / "valid.tsv", words[:3] + words[120:125])  # 3 sources trained on
+    test = write_pairs(tmp_path / "test.tsv", words[125:])
+    run_data = load_run_data(TrainConfig.for_data(data, valid=valid, test=test))
+    assert sorted(run_data.splits.train) == sorted((w, spelled(w)) for w in words[:120])
+    assert run_data.warnings == ["3 of 8 valid sources are also in the training data"]
+    status, out, err = run_main(data_argv(data, tmp_path / "run", "--valid", valid, "--test", test), capsys)
+    assert status == 0, err
+    assert "warning: 3 of 8 valid sources are also in the training data" in err
+    assert "test split, 25 sources" in out
+
+
+def test_tokenizers_are_built_from_the_training_split_only(tmp_path):
+    greek = [chr(0x3B1 + i) for i in range(24)]  # a letter each that no other word has
+    words = some_words(120) + [f"ab{letter}" for letter in greek]
+    data = load_run_data(TrainConfig.for_data(write_pairs(tmp_path / "words.tsv", words)))
+    trained_chars = {c for source, _ in data.splits.train for c in source}
+    assert set(data.tokenizer.source.units) == trained_chars
+    held_out = [source for source, _ in data.splits.valid + data.splits.test]
+    assert any(data.tokenizer.source.unknown(source) for source in held_out)
+
+
+def test_resuming_on_changed_data_is_refused_in_one_line(tmp_path, capsys):
+    path = tmp_path / "words.tsv"
+    data = write_pairs(path, some_words(100))
+    assert run_main(data_argv(data, tmp_path / "run"), capsys)[0] == 0
+    checkpoint = str(tmp_path / "run" / "checkpoint.npz")
+    status, _, err = run_main(["train", "--resume", checkpoint, "--steps", "6", "--quiet"], capsys)
+    assert status == 0, err  # the same data: resumed
+    with path.open("a") as f:
+        f.write("zz\tZH ZH\n")
+    status, _, err = run_main(["train", "--resume", checkpoint, "--steps", "8", "--quiet"], capsys)
+    assert_one_line_error(status, err, "words.tsv has changed since", "checkpoint.npz was trained on it")
+    assert status == 1
+
+
+def test_a_bad_data_file_is_one_line(tmp_path, capsys):
+    data = write_pairs(tmp_path / "words.tsv", some_words(20), extra_lines=["no tab here\n"])
+    status, out, err = run_main(data_argv(data, tmp_path / "run"), capsys)
+    assert_one_line_error(status, err, "words.tsv:21:")
+    assert status == 1 and not (tmp_path / "run" / "checkpoint.npz").exists()
+    status, _, err = run_main(data_argv(data, tmp_path / "run2", "--skip-bad-lines"), capsys)
+    assert status == 0, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "w.tsv", "--task", "copy"], "argument --data: and task ('copy') are both given"),
+    (["--data", "w.tsv", "--keep-stress"], "argument --keep-stress: applies to the cmudict data only"),
+    (["--valid", "v.tsv"], "argument --valid: is a file of pairs for training on data; give data too"),
+    (["--data", ""], "argument --data: must be a file name or a data set name"),
+])
+def test_data_settings_are_checked(argv, message, tmp_path, capsys):
+    status, _, err = run_main(["train", *argv, "--out", str(tmp_path / "run")], capsys)
+    assert_one_line_error(status, err, message)
+
+
+def test_a_missing_data_file_is_one_line(tmp_path, capsys):
+    status, _, err = run_main(data_argv(str(tmp_path / "none.tsv"), tmp_path / "run"), capsys)
+    assert_one_line_error(status, err, "none.tsv")
+    assert status == 1
+
+
+def test_evaluate_scores_a_file_of_pairs_with_alternative_references(tmp_path, capsys):
+    data = write_pairs(tmp_path / "words.tsv", some_words(100))
+    assert run_main(data_argv(data, tmp_path / "run"), capsys)[0] == 0
+    checkpoint = str(tmp_path / "run" / "checkpoint.npz")
+    other = write_pairs(tmp_path / "other.tsv", ["abc", "de"], extra_lines=["abc\tAH BH\n"])
+    status, out, err = run_main(["evaluate", checkpoint, "--data", other, "--beam", "2"], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert "on " in lines[0] and "other.tsv: 2 sources, beam search (beam 2)" in lines[0]
+    assert lines[1].startswith("word error rate: ") and lines[2].startswith("token error rate: ")
+    assert "by source length:" in out
+    assert "expected AH BH CH | AH BH" in out  # 4 steps of a micro model get both words wrong
+    status, out, err = run_main(["evaluate", "--checkpoint", checkpoint], capsys)
+    assert status == 0 and "on its test split" in out, err
+
+
+def test_validation_error_orders_by_word_then_token_error_rate():
+    from transformer.train import validation_error
+
+    assert validation_error({"word_error_rate": 0.3, "token_error_rate": 0.1}) < \
+        validation_error({"word_error_rate": 0.3, "token_error_rate": 0.2}) < \
+        validation_error({"word_error_rate": 0.4, "token_error_rate": 0.0})
+    assert validation_error({"exact_match": 0.9}) < validation_error({"exact_match": 0.8})
