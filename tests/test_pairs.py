@@ -4,6 +4,7 @@ grouped split never puts one source in two splits, whatever the order or later a
 
 import os
 import random
+import threading
 
 import pytest
 from hypothesis import given
@@ -149,8 +150,6 @@ def test_a_missing_file_and_a_directory_are_refused(tmp_path):
     refused_whole(tmp_path, "is a directory; expected a file with one source<TAB>target a line")
 
 
-# The device comes first: a read_pairs that opened the FIFO would wait for a writer forever,
-# and under ``pytest -x`` the device's failure stops the run before that.
 @pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
 def test_a_device_is_refused_as_not_a_regular_file():
     refused_whole("/dev/null", "not a regular file (a FIFO, socket or device); expected a file")
@@ -160,7 +159,19 @@ def test_a_device_is_refused_as_not_a_regular_file():
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
     fifo = tmp_path / "pipe.tsv"
     os.mkfifo(fifo)
-    refused_whole(fifo, "not a regular file (a FIFO, socket or device)")
+
+    def unblock():  # a read_pairs that opened the FIFO would wait for a writer: be one, and fail the test
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # no reader: read_pairs did not open it
+            pass
+
+    timer = threading.Timer(5.0, unblock)
+    timer.start()
+    try:
+        refused_whole(fifo, "not a regular file (a FIFO, socket or device)")
+    finally:
+        timer.cancel()
 
 
 @pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads any file")
