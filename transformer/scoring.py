@@ -159,7 +159,7 @@ def format_scores_by_length(result: dict, target_unit: str = "tokens") -> str:
 # ---------------------------------------------------------------------------- a model's scores
 
 def decode_and_score(model, tokenizer, sources: Sequence[str], references: Sequence[Sequence[str]], *,
-                     beam_size: int = 1, batch_size: int = 200, max_len: int | None = None,
+                     beam_size: int = 1, batch_size: int = 250, max_len: int | None = None,
                      progress: bool = False) -> dict:
     """Decode every distinct source once and ``score`` the predictions.
 
@@ -168,6 +168,13 @@ def decode_and_score(model, tokenizer, sources: Sequence[str], references: Seque
     are the target tokenizer's units (``tokenizer.target.split``: symbols or characters);
     ``by_length`` uses the source tokenizer's.  ``progress`` shows a tqdm bar.
     Returns ``score``'s dict plus "predictions" (one per source, in order).
+
+    Cost, in CPU seconds with one BLAS thread, for 6,000 CMUdict words of 3-15 letters
+    (6.3 phonemes each) and untrained models, whose outputs never end early and so run to
+    max_len (24 tokens where a trained model stops after about 7): the micro model
+    (d_model 32, 1+1 layers) 1.5 s greedy and 6.6 s with beam 4; d_model 256 with 3+3
+    layers 26.5 s greedy and 98 s with beam 4.  Batches of 100, 250 and 500 took
+    2.5, 1.5 and 1.4 s (micro, greedy).
     """
     source_tokenizer, target_tokenizer = tokenizer.source, tokenizer.target
     unique = sorted(set(sources), key=lambda s: (len(source_tokenizer.encode(s)), s))

@@ -5,7 +5,7 @@ Three tokenizers share one interface and the same four special tokens at fixed i
     PAD = 0   fills the short rows of a batch
     BOS = 1   "begin of sequence": the decoder's first input
     EOS = 2   "end of sequence": the decoder's last target
-    UNK = 3   stands for a character the vocabulary does not know
+    UNK = 3   stands for a character or symbol the vocabulary does not know
 
 ``CharTokenizer`` gives every character its own id (right for small synthetic tasks and
 for words spelled letter by letter).  ``SymbolTokenizer`` gives every whitespace-separated
@@ -214,7 +214,7 @@ class CharTokenizer(Tokenizer):
         """The distinct characters of ``text`` missing from the vocabulary, in order of appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.char_to_id))
 
-    unknown_chars = unknown
+    unknown_chars = unknown  # the name for characters, as the notebooks and tests call it
 
     def _encode_text(self, text: str) -> list[int]:
         return [self.char_to_id.get(c, UNK) for c in text]
