@@ -396,8 +396,8 @@ MUTANTS = [
     m("sides.source_labels_by_the_target", "transformer/inspection.py",
       "source = token_labels(tokenizer.source, src[0])", "source = token_labels(tokenizer.target, src[0])", T_SIDES),
     m("sides.model_vocabularies_swapped", "transformer/train.py",
-      "TransformerConfig.tiny(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)",
-      "TransformerConfig.tiny(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
+      "TransformerConfig(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)",
+      "TransformerConfig(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
     m("sides.unknown_units_of_the_target", "transformer/cli.py", "    source = tokenizer.source\n",
       "    source = tokenizer.target\n", T_SIDES),
     # ---- training on real data
