@@ -409,3 +409,16 @@ def test_a_small_model_learns_cmudict_words_its_word_error_rate_falls(tmp_path):
     assert first["word_error_rate"] >= 0.9 and last["word_error_rate"] <= 0.6
     assert last["token_error_rate"] <= first["token_error_rate"] - 0.3
     assert run.test["word_error_rate"] == last["word_error_rate"]  # the same 100 words, decoded the same way
+
+
+def test_attention_and_graph_of_a_data_model_say_what_they_need(tmp_path, capsys):
+    data = write_pairs(tmp_path / "words.tsv", some_words(60))
+    assert run_main(data_argv(data, tmp_path / "run"), capsys)[0] == 0
+    best = str(tmp_path / "run" / "best.npz")
+    status, _, err = run_main(["attention", "--checkpoint", best], capsys)
+    assert_one_line_error(status, err, "was trained on data", "--text")
+    status, out, err = run_main(["attention", "--checkpoint", best, "--text", "abc", "--out",
+                                 str(tmp_path / "a.png")], capsys)
+    assert status == 0 and (tmp_path / "a.png").exists(), err
+    status, _, err = run_main(["graph", "--checkpoint", best], capsys)
+    assert_one_line_error(status, err, "was trained on data", "needs a model of a task")

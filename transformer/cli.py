@@ -519,6 +519,9 @@ def run_attention(args):
     trained = load_checkpoint_for(args.checkpoint)
     text = args.text
     if text is None:  # an example of the model's own task
+        if not trained.train_config.get("task"):
+            raise CommandError(f"{args.checkpoint} was trained on data, not on a task it could draw an example "
+                               "from; give the text with --text")
         text, _ = get_task(trained.train_config["task"]).generate(np.random.default_rng(args.seed))
     check_known_chars(trained.tokenizer, [text])
     maps, output = attention_maps(trained.model, trained.tokenizer, text)
@@ -548,6 +551,9 @@ def run_graph(args):
     from transformer.inspection import model_loss
 
     trained = load_checkpoint_for(args.checkpoint)
+    if not trained.train_config.get("task"):
+        raise CommandError(f"{args.checkpoint} was trained on data; graph draws the model on a batch of a task's "
+                           "examples, so it needs a model of a task (python -m transformer train --task ...)")
     loss = model_loss(trained.model, trained.tokenizer, trained.train_config["task"], batch_size=args.batch)
     if shutil.which("dot") is None:  # both the picture and the page are laid out by Graphviz
         raise CommandError(NO_DOT_MESSAGE)
