@@ -370,6 +370,17 @@ def test_evaluate_scores_a_file_of_pairs_with_alternative_references(tmp_path, c
     assert "expected AH BH CH | AH BH" in out  # 4 steps of a micro model get both words wrong
     status, out, err = run_main(["evaluate", "--checkpoint", checkpoint], capsys)
     assert status == 0 and "on its test split" in out, err
+    bad = write_pairs(tmp_path / "bad.tsv", ["abc", "de"], extra_lines=["no tab\n"])
+    status, _, err = run_main(["evaluate", checkpoint, "--data", bad], capsys)
+    assert_one_line_error(status, err, "bad.tsv:3:")
+    status, out, err = run_main(["evaluate", checkpoint, "--data", bad, "--skip-bad-lines"], capsys)
+    assert status == 0 and "skipped 1 bad lines of" in out and ": 2 sources, greedy decoding" in out, err
+
+
+def test_a_data_run_is_named_after_the_data_set_or_the_file():
+    assert TrainConfig.for_data("lists/words.tsv").out == "runs/words"
+    assert TrainConfig.for_data("cmudict", keep_stress=True).out == "runs/cmudict"
+    assert TrainConfig.for_data("pinyin", out="elsewhere").out == "elsewhere"
 
 
 def test_validation_error_orders_by_word_then_token_error_rate():
