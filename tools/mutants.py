@@ -48,6 +48,7 @@ T_TRANSFORMER, T_FORMULAS = "tests/test_transformer.py", "tests/test_formulas.py
 T_CONVENTIONS = "tests/test_conventions.py"
 DECODING, T_DECODING = "transformer/decoding.py", "tests/test_decoding.py"
 TASKS, T_TASKS = "transformer/tasks.py", "tests/test_tasks.py"
+TRAIN, RUN_DATA, CLI = "transformer/train.py", "transformer/run_data.py", "transformer/cli.py"
 TOKENIZER, T_TOKENIZER = "transformer/tokenizer.py", "tests/test_tokenizer.py"
 T_SCORING, T_SIDES = "tests/test_scoring.py", "tests/test_two_vocabularies.py"
 PAGE_JS, T_PAGE = "minigrad/graph_page.js", "tests/test_html_page.py"
@@ -75,6 +76,11 @@ def case(*names):
     """The op table's tests (tests/test_ops.py) for the named cases."""
     return tuple(f"{T_OPS}::{test}[{name}]" for name in names
                  for test in ("test_forward_matches_numpy", "test_gradcheck", "test_gradgradcheck"))
+
+
+def data_test(name):
+    """One test of tests/test_train_data.py (training on real data)."""
+    return f"tests/test_train_data.py::{name}"
 
 
 def m(name, path, original, replacement, *tests):
@@ -409,8 +415,8 @@ MUTANTS = [
     m("sides.source_labels_by_the_target", "transformer/inspection.py",
       "source = token_labels(tokenizer.source, src[0])", "source = token_labels(tokenizer.target, src[0])", T_SIDES),
     m("sides.model_vocabularies_swapped", "transformer/train.py",
-      "TransformerConfig.tiny(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)",
-      "TransformerConfig.tiny(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
+      "TransformerConfig(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)",
+      "TransformerConfig(tokenizer.target.vocab_size, tokenizer.source.vocab_size, **sizes)", T_SIDES),
     m("sides.unknown_units_of_the_target", "transformer/cli.py", "    source = tokenizer.source\n",
       "    source = tokenizer.target\n", T_SIDES),
     # ---- notebook exercises
@@ -715,11 +721,11 @@ MUTANTS = [
       'if name == "betas" and not isinstance(values, (list, tuple)):',
       f"{T_EDGES}::test_a_short_betas_list_in_a_checkpoint_is_refused_by_name"),
     m("edges.evaluate_without_a_task", "transformer/cli.py",
-      '    task_of(trained, args.checkpoint, "evaluate rebuilds', '    (trained, args.checkpoint, "evaluate rebuilds',
+      "    if not trained.train_config:  # an export without them", "    if False:  # an export without them",
       f"{T_EDGES}::test_evaluate_graph_and_attention_say_they_need_a_task_and_translate_works"),
     m("edges.translate_needs_a_task", "transformer/cli.py",
-      "        if task is not None:\n            for text in texts:",
-      "        if True:\n            for text in texts:",
+      '    if trained.train_config.get("task"):\n        try:  # e.g. the year 2126',
+      '    if True:\n        try:  # e.g. the year 2126',
       f"{T_EDGES}::test_evaluate_graph_and_attention_say_they_need_a_task_and_translate_works"),
     m("edges.closed_pipe_is_an_error", "transformer/cli.py",
       "contextlib.redirect_stdout(OutputThatMayClose(sys.stdout)):\n",
@@ -734,6 +740,37 @@ MUTANTS = [
       'type=int, default=0, help="picks', f"{T_EDGES}::test_attention_seed_out_of_range_names_the_option"),
     m("edges.examples_unbounded", TASKS, "    if sum(sizes.values()) > MAX_EXAMPLES:\n", "    if False:\n",
       f"{T_EDGES}::test_any_number_of_training_examples_is_answered_at_once"),
+    # ---- training on real data
+    m("train.budget_ignored", TRAIN, "return budget is not None and seconds_trained() >= budget", "return False",
+      data_test("test_a_time_budget_fits_the_steps_stops_saves_and_the_checkpoint_resumes")),
+    m("train.budget_forgets_resumed_minutes", TRAIN, "return seconds_before + time.perf_counter() - started",
+      "return time.perf_counter() - started",
+      data_test("test_a_time_budget_fits_the_steps_stops_saves_and_the_checkpoint_resumes")),
+    m("train.best_written_on_every_eval", TRAIN, 'if best is None or error < best["error"]:', "if True:",
+      data_test("test_best_npz_holds_the_model_of_the_best_validation_and_resume_keeps_it")),
+    m("train.best_replaced_on_a_tie", TRAIN, 'error < best["error"]', 'error <= best["error"]',
+      data_test("test_best_npz_holds_the_model_of_the_best_validation_and_resume_keeps_it")),
+    m("train.best_forgotten_on_resume", TRAIN, 'float(extra.get("seconds", 0.0)), extra.get("best")',
+      'float(extra.get("seconds", 0.0)), None',
+      data_test("test_best_npz_holds_the_model_of_the_best_validation_and_resume_keeps_it")),
+    m("train.epoch_off_by_batch_size", TRAIN, "return step * config.batch_size / len(splits.train)",
+      "return step / len(splits.train)", data_test("test_epochs_are_logged_with_every_record")),
+    m("train.fingerprint_not_checked", TRAIN, 'check_fingerprints(extra["data_files"], data.fingerprints, path)',
+      "pass", data_test("test_resuming_on_changed_data_is_refused_in_one_line")),
+    m("train.overlap_not_warned", RUN_DATA, "        if shared:\n", "        if False:\n",
+      data_test("test_valid_and_test_files_replace_the_held_out_shares_and_overlap_is_warned")),
+    m("train.held_out_share_dropped", RUN_DATA, 'train, valid = train + valid, given["valid"]',
+      'train, valid = train, given["valid"]',
+      data_test("test_valid_and_test_files_replace_the_held_out_shares_and_overlap_is_warned")),
+    m("train.tokenizers_from_all_data", RUN_DATA, "tokenizer_for_texts([s for s, _ in train], config.source_tokens)",
+      "tokenizer_for_texts([s for s, _ in train + valid + test], config.source_tokens)",
+      data_test("test_tokenizers_are_built_from_the_training_split_only")),
+    m("train.translate_drops_the_last_line", CLI, 'if lines[-1] == b"":  # the newline', "if True:  # the newline",
+      data_test("test_translate_writes_one_line_per_input_line_in_order_from_stdin_and_file")),
+    m("train.translate_decodes_bad_lines", CLI, "    if problems:\n        shown", "    if False:\n        shown",
+      data_test("test_translate_refuses_the_whole_input_naming_the_bad_lines")),
+    m("train.heads_not_checked", "transformer/train_config.py", 'if dims["d_model"] % dims["n_heads"]:', "if False:",
+      data_test("test_model_dimensions_and_budget_are_checked")),
 ]
 
 # --------------------------------------------------------------------------- running

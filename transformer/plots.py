@@ -21,7 +21,8 @@ def plot_training(records, path, title: str = "") -> Path:
     (any iterable, read once, keeping only the plotted numbers).
 
     Records have "split" ("train", "valid" or "test"), "step", "loss", "token_accuracy"
-    and, for held-out splits, "exact_match"; records of other splits are left out.
+    and, for the held-out splits of a task, "exact_match" (a run on real data scores its
+    held-out splits by error rates instead: see ``plot_learning_curve``).
     """
     fig = Figure(figsize=(9, 3.4))
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -37,15 +38,39 @@ def plot_training(records, path, title: str = "") -> Path:
         loss_ax.plot(steps, losses, label=f"{split} loss", **kw)
         acc_ax.plot(steps, accuracies, label=f"{split} token accuracy",
                     linestyle=":" if split == "valid" else "-", **kw)
-        if split == "valid":
+        if split == "valid" and None not in exact:
             acc_ax.plot(steps, exact, label="valid exact match (greedy)", color="tab:green", marker="o", ms=3)
     for step, _, _, exact in rows["test"]:
-        acc_ax.scatter([step], [exact], color="black", zorder=3, label=f"test exact match {exact:.1%}")
+        if exact is not None:
+            acc_ax.scatter([step], [exact], color="black", zorder=3, label=f"test exact match {exact:.1%}")
     loss_ax.set(xlabel="step", ylabel="cross-entropy (label-smoothed)", yscale="log", title="loss")
     acc_ax.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path, title, dpi=90)
+
+
+def plot_learning_curve(records: list[dict], path, error_name: str = "token error rate", title: str = "") -> Path:
+    """Validation word error rate and token error rate (named ``error_name``, e.g.
+    "phoneme error rate") against minutes of training, from the "valid" records of
+    metrics.jsonl ("minutes", "word_error_rate", "token_error_rate"); the test scores,
+    if there are any, as points at the end."""
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    valid = [r for r in records if r["split"] == "valid"]
+    minutes = [r["minutes"] for r in valid]
+    ax.plot(minutes, [100 * r["word_error_rate"] for r in valid], marker="o", ms=3, color="tab:red",
+            label="valid word error rate")
+    ax.plot(minutes, [100 * r["token_error_rate"] for r in valid], marker="o", ms=3, color="tab:blue",
+            label=f"valid {error_name}")
+    for test in (r for r in records if r["split"] == "test" and "word_error_rate" in r):
+        ax.scatter([test["minutes"]] * 2, [100 * test["word_error_rate"], 100 * test["token_error_rate"]],
+                   color="black", zorder=3, label=f"test: {test['word_error_rate']:.1%} word, "
+                                                  f"{test['token_error_rate']:.1%} {error_name.split()[0]}")
+    ax.set(xlabel="minutes of training", ylabel="error rate (%)", ylim=(0, 100), title="learning curve")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path, title, dpi=90)
 
 
