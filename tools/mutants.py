@@ -574,9 +574,9 @@ MUTANTS = [
       f"{T_TRAIN}::test_a_save_that_fails_midway_leaves_both_checkpoints_loadable"),
     m("guard.train.saving_flag_set_after_the_rotation", TRAIN,
       "        stop.saving = True  # a second Ctrl-C now waits for the save\n        try:\n"
-      "            keep_previous(checkpoint_path)\n",
-      "        keep_previous(checkpoint_path)\n        stop.saving = True  # a second Ctrl-C now waits for the save\n"
-      "        try:\n",
+      "            if path == checkpoint_path:\n                keep_previous(checkpoint_path)\n",
+      "        if path == checkpoint_path:\n            keep_previous(checkpoint_path)\n"
+      "        stop.saving = True  # a second Ctrl-C now waits for the save\n        try:\n",
       f"{T_TRAIN}::test_a_second_ctrl_c_while_the_previous_checkpoint_is_kept_lets_the_save_finish"),
     m("guard.train.second_ctrl_c_raises_during_a_save", TRAIN,
       "if self.received is not None and signum == signal.SIGINT and not self.saving:",
