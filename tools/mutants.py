@@ -549,7 +549,7 @@ MUTANTS = [
       "resuming_here = resume is not None and Path(resume).parent.resolve() == out.resolve()",
       "resuming_here = resume is not None and Path(resume).parent == out",
       f"{T_TRAIN}::test_resuming_into_a_directory_that_holds_another_run_is_refused"),
-    m("guard.train.only_a_checkpoint_marks_a_run", TRAIN, "held = [name for name in (CHECKPOINT, PREVIOUS, METRICS)",
+    m("guard.train.only_a_checkpoint_marks_a_run", TRAIN, "held = [name for name in RUN_FILES",
       "held = [name for name in (CHECKPOINT,)",
       f"{T_TRAIN}::test_any_file_of_a_run_marks_the_directory_as_holding_one"),
     m("guard.train.an_empty_metrics_file_marks_a_run", TRAIN,
