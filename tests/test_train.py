@@ -534,7 +534,8 @@ def test_resuming_into_a_directory_that_holds_another_run_is_refused(tmp_path, m
     train(small_config(tmp_path, "b", steps=2), progress=False)
     files = {p: p.read_bytes() for p in (tmp_path / "a").iterdir()} | {p: p.read_bytes() for p in
                                                                         (tmp_path / "b").iterdir()}
-    with pytest.raises(RunDirectoryError, match=r"b already holds a training run \(checkpoint.npz, metrics.jsonl\)"):
+    held = r"b already holds a training run \(checkpoint.npz, best.npz, metrics.jsonl\)"
+    with pytest.raises(RunDirectoryError, match=held):
         train(small_config(tmp_path, "b", steps=3), resume=a.checkpoint, progress=False)
     assert files == {p: p.read_bytes() for p in files}  # neither run was touched
     # Into an empty directory a checkpoint of another run starts a branch of it.
@@ -551,10 +552,10 @@ def test_resuming_into_a_directory_that_holds_another_run_is_refused(tmp_path, m
     assert resumed.step == 4
 
 
-@pytest.mark.parametrize("left", ["metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz"])
+@pytest.mark.parametrize("left", ["metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz", "best.npz"])
 def test_any_file_of_a_run_marks_the_directory_as_holding_one(tmp_path, left, no_plot):
-    train(small_config(tmp_path, "run", steps=2, checkpoint_every=1), progress=False)
-    for name in {"metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz", "training.png"} - {left}:
+    train(small_config(tmp_path, "run", steps=2, checkpoint_every=1, eval_every=1), progress=False)
+    for name in {"metrics.jsonl", "checkpoint.prev.npz", "checkpoint.npz", "best.npz", "training.png"} - {left}:
         (tmp_path / "run" / name).unlink(missing_ok=True)
     with pytest.raises(RunDirectoryError, match=rf"already holds a training run \({left}\)"):
         train(small_config(tmp_path, "run", steps=2), progress=False)
@@ -616,14 +617,14 @@ def test_a_save_that_fails_midway_leaves_both_checkpoints_loadable(tmp_path, mon
 
     def savez_filling_the_disk(file, **arrays):
         saves.append(len(saves) + 1)
-        if len(saves) < 3:
+        if len(saves) < 4:  # checkpoints at 2 and 4, best.npz at 6; then the checkpoint at 6 fails
             return real_savez(file, **arrays)
         file.write(b"PK\x03\x04" + bytes(1000))  # part of the archive, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module.np, "savez", savez_filling_the_disk)
     with pytest.raises(CheckpointError, match="No space left on device; the checkpoint that was there is left as"):
-        train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)  # saves at 2, 4, then 6 fails
+        train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)
     monkeypatch.setattr(checkpoint_module.np, "savez", real_savez)
     run = tmp_path / "run"
     assert load_trained(run / "checkpoint.npz").step == 4
@@ -672,7 +673,7 @@ def edge_values(bounds):
         accepted.append(np.nextafter(bounds["above"], 1))
     if "below" in bounds:
         refused.append(bounds["below"])
-        accepted.append(np.nextafter(bounds["below"], -1))
+        accepted.append(bounds["below"] - 1 if bounds.get("integer") else np.nextafter(bounds["below"], -1))
     return [v if bounds.get("integer") else float(v) for v in accepted], \
         [v if bounds.get("integer") else float(v) for v in refused]
 
@@ -681,11 +682,15 @@ def edge_values(bounds):
 def test_every_numeric_setting_is_accepted_at_its_bound_and_refused_past_it(name):
     accepted, refused = edge_values(train_module.SETTING_BOUNDS[name])
     assert accepted and refused
+
+    def settings(value):  # heads must divide d_model: the other one is set to fit
+        return {name: value, **{"d_model": {"heads": 1}, "heads": {"d_model": max(value, 1)}}.get(name, {})}
+
     for value in accepted:
-        assert getattr(TrainConfig.for_task("copy", **{name: value}), name) == value
+        assert getattr(TrainConfig.for_task("copy", **settings(value)), name) == value
     for value in refused:
         with pytest.raises(SettingError, match=f"^TrainConfig: {name} must be ") as caught:
-            TrainConfig.for_task("copy", **{name: value})
+            TrainConfig.for_task("copy", **settings(value))
         assert caught.value.name == name
 
 

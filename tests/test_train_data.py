@@ -153,7 +153,9 @@ def test_best_npz_holds_the_model_of_the_best_validation_and_resume_keeps_it(tmp
     assert read_run_config(run.checkpoint)[1]["best"] == {"step": 4, "error": [pytest.approx(0.4)]}
     best = load_trained(best_path)
     assert best.step == 4
-    # resuming at step 6 (from checkpoint.prev.npz) must not replace it with the worse step 8
+    # resuming at step 6 (from checkpoint.prev.npz) must not replace it with the worse step 8;
+    # the newer checkpoint.npz goes first, since resuming from an older file beside it is refused
+    (Path(config.out) / "checkpoint.npz").unlink()
     monkeypatch.setattr(train_module, "evaluate", scripted_evaluate([0.5]))
     resumed = train(config, resume=Path(config.out) / "checkpoint.prev.npz", progress=False)
     assert resumed.best_step == 4 and read_run_config(best_path)[1]["step"] == 4

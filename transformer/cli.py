@@ -270,7 +270,7 @@ def run_evaluate(args):
     path = chosen_checkpoint(args)
     trained = load_checkpoint_for(path)
     if not trained.train_config:  # an export without them: TrainConfig's defaults would stand in
-        task_of(trained, path, "evaluate needs them to know what the model does and to rebuild its test split")
+        task_of(trained, path, "evaluate rebuilds the test split from the training settings")
     config = TrainConfig.from_dict(trained.train_config)
     if args.data is not None:
         from transformer.pairs import group_by_source, read_pairs
@@ -571,7 +571,8 @@ def run_graph(args):
     from transformer.inspection import model_loss
 
     trained = load_checkpoint_for(args.checkpoint)
-    task = task_of(trained, args.checkpoint, "graph runs the model on a batch of the task's examples")
+    task = task_of(trained, args.checkpoint,
+                   "graph runs the model on a batch of the task's examples, so it needs a model of a task")
     loss = model_loss(trained.model, trained.tokenizer, task, batch_size=args.batch)
     if shutil.which("dot") is None:  # both the picture and the page are laid out by Graphviz
         raise CommandError(NO_DOT_MESSAGE)

@@ -27,10 +27,13 @@ def plot_training(records, path, title: str = "") -> Path:
     fig = Figure(figsize=(9, 3.4))
     loss_ax, acc_ax = fig.subplots(1, 2)
     style = {"train": dict(color="tab:blue", alpha=0.6), "valid": dict(color="tab:orange", marker="o", ms=3)}
-    rows = {"train": [], "valid": [], "test": []}  # (step, loss, token accuracy, exact match)
+    rows = {"train": [], "valid": []}  # (step, loss, token accuracy, exact match or None)
+    tests = []  # (step, exact match) of a task's test records
     for r in records:
         if r["split"] in rows:
             rows[r["split"]].append((r["step"], r["loss"], r["token_accuracy"], r.get("exact_match")))
+        elif r["split"] == "test" and "exact_match" in r:
+            tests.append((r["step"], r["exact_match"]))
     for split, kw in style.items():
         if not rows[split]:
             continue
@@ -40,9 +43,8 @@ def plot_training(records, path, title: str = "") -> Path:
                     linestyle=":" if split == "valid" else "-", **kw)
         if split == "valid" and None not in exact:
             acc_ax.plot(steps, exact, label="valid exact match (greedy)", color="tab:green", marker="o", ms=3)
-    for step, _, _, exact in rows["test"]:
-        if exact is not None:
-            acc_ax.scatter([step], [exact], color="black", zorder=3, label=f"test exact match {exact:.1%}")
+    for step, exact in tests:
+        acc_ax.scatter([step], [exact], color="black", zorder=3, label=f"test exact match {exact:.1%}")
     loss_ax.set(xlabel="step", ylabel="cross-entropy (label-smoothed)", yscale="log", title="loss")
     acc_ax.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
     for ax in (loss_ax, acc_ax):
@@ -51,20 +53,21 @@ def plot_training(records, path, title: str = "") -> Path:
     return _save(fig, path, title, dpi=90)
 
 
-def plot_learning_curve(records: list[dict], path, error_name: str = "token error rate", title: str = "") -> Path:
+def plot_learning_curve(records, path, error_name: str = "token error rate", title: str = "") -> Path:
     """Validation word error rate and token error rate (named ``error_name``, e.g.
     "phoneme error rate") against minutes of training, from the "valid" records of
-    metrics.jsonl ("minutes", "word_error_rate", "token_error_rate"); the test scores,
-    if there are any, as points at the end."""
+    metrics.jsonl ("minutes", "word_error_rate", "token_error_rate"; any iterable, read
+    once); the test scores, if there are any, as points at the end."""
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
+    records = [r for r in records if r["split"] in ("valid", "test") and "word_error_rate" in r]
     valid = [r for r in records if r["split"] == "valid"]
     minutes = [r["minutes"] for r in valid]
     ax.plot(minutes, [100 * r["word_error_rate"] for r in valid], marker="o", ms=3, color="tab:red",
             label="valid word error rate")
     ax.plot(minutes, [100 * r["token_error_rate"] for r in valid], marker="o", ms=3, color="tab:blue",
             label=f"valid {error_name}")
-    for test in (r for r in records if r["split"] == "test" and "word_error_rate" in r):
+    for test in (r for r in records if r["split"] == "test"):
         ax.scatter([test["minutes"]] * 2, [100 * test["word_error_rate"], 100 * test["token_error_rate"]],
                    color="black", zorder=3, label=f"test: {test['word_error_rate']:.1%} word, "
                                                   f"{test['token_error_rate']:.1%} {error_name.split()[0]}")

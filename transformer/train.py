@@ -150,17 +150,15 @@ class BatchStream:
         return {"epoch_start": self.epoch_start, "used": self.used}
 
     def load_state_dict(self, state: dict):
-        in_epoch = -(-len(self.pairs) // self.batch_size)
+        in_epoch = -(-len(self.pairs) // self.batch_size)  # batches in one epoch
         if state["used"] > in_epoch:
-            raise ValueError(f"the saved batch position ({state['used']} batches into an epoch) is past the "
-                             f"{in_epoch} batches of an epoch of this training data")
+            raise ValueError(f"the checkpoint has used {state['used']} batches of its epoch, but "
+                             f"{len(self.pairs)} training examples in batches of {self.batch_size} make {in_epoch}; "
+                             "resume with the n_train and batch_size it was saved with")
         self.rng.bit_generator.state = state["epoch_start"]
         self._start_epoch()
         for _ in range(state["used"]):
-            if next(self._epoch, None) is None:
-                raise ValueError(f"the checkpoint has used {state['used']} batches of its epoch, but "
-                                 f"{len(self.pairs)} training examples in batches of {self.batch_size} make fewer; "
-                                 "resume with the n_train and batch_size it was saved with")
+            next(self._epoch)
         self.used = state["used"]
 
 
@@ -198,8 +196,10 @@ class StopOnSignal:
 
 
 # The numbers each kind of metrics record must hold (the learning curves plot them).
-METRIC_FIELDS = {"train": ("loss", "token_accuracy"), "valid": ("loss", "token_accuracy", "exact_match"),
-                 "test": ("loss", "token_accuracy", "exact_match")}
+METRIC_FIELDS = {"train": ("loss", "token_accuracy"), "valid": ("loss", "token_accuracy"), "test": ()}
+# A held-out record also holds the scores of one kind: a task's exact match, or the error
+# rates of real data (what the plots and best.npz read).
+HELD_OUT_SCORES = (("exact_match",), ("word_error_rate", "token_error_rate"))
 MAX_METRICS_LINE = 2**20  # bytes; a record is a few hundred
 
 
@@ -270,8 +270,12 @@ def metrics_record(line: bytes | str) -> dict:
     if not (isinstance(record, dict) and is_int_between(record.get("step"), 0, MAX_STEP)
             and isinstance(record.get("split"), str)):
         raise ValueError("not a {\"split\": str, \"step\": int, ...} object")
-    missing = [name for name in METRIC_FIELDS.get(record["split"], ())
-               if not (isinstance(record.get(name), (int, float)) and not isinstance(record.get(name), bool))]
+    def is_number(name):
+        return isinstance(record.get(name), (int, float)) and not isinstance(record.get(name), bool)
+
+    missing = [name for name in METRIC_FIELDS.get(record["split"], ()) if not is_number(name)]
+    if record["split"] in ("valid", "test") and not any(all(map(is_number, kind)) for kind in HELD_OUT_SCORES):
+        missing.append("exact_match (or word_error_rate and token_error_rate)")
     if missing:
         raise ValueError(f"a {record['split']} record without the number(s) {', '.join(missing)}")
     return record
