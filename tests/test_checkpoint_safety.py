@@ -194,7 +194,8 @@ def test_a_config_of_legal_fields_that_would_need_gigabytes_is_refused():
     (lambda m: m["config"]["tokenizer"].__setitem__("type", "magic"), "the stored tokenizer: not a tokenizer"),
     (lambda m: m["config"]["tokenizer"].__setitem__("type", [1]), "the stored tokenizer is not an object with"),
     (lambda m: m["config"]["model"].update(src_vocab_size=V + 1, tgt_vocab_size=V + 1),
-     f"the stored tokenizer has {V} tokens but the model's vocabulary sizes are \\[{V + 1}\\]"),
+     f"the stored tokenizer has {V} source and {V} target tokens but the model's vocabularies have "
+     f"{V + 1} \\(source\\) and {V + 1} \\(target\\)"),
     (lambda m: m.__setitem__("version", 7), "checkpoint format version 7"),
 ])
 def test_a_training_state_that_cannot_be_resumed_is_refused(good, change, match):

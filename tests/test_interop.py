@@ -203,7 +203,8 @@ def config_edit(**changes):
     (config_edit(norm_first="no"), ["'norm_first' must be true or false"]),
     (config_edit(pad_id=500), ["pad_id=500 is not a token of a vocabulary of"]),
     (config_edit(colour="blue"), ["unknown field 'colour'"]),
-    (config_edit(src_vocab_size=V - 1), [f"the tokenizer has {V} tokens, more than the model's vocabulary"]),
+    (config_edit(src_vocab_size=V - 1), [f"the source tokenizer has {V} tokens, more than the model's source "
+                                         f"vocabulary of {V - 1}"]),
     (config_edit(tgt_vocab_size=V + 1), [f"tgt_embed.tokens.weight is ({V}, 16), expected ({V + 1}, 16)"]),
     (lambda m: m.pop("tokenizer"), ["lacks the model config or the tokenizer"]),
     (lambda m: m.update(config="{"), ["metadata config is not valid JSON"]),

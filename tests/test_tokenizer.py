@@ -1,4 +1,5 @@
-"""Tokenizers: exact round trips, unknown characters, BPE training, batches and files."""
+"""Tokenizers: exact round trips, unknown characters and symbols, BPE training, batches,
+files, pairs of tokenizers (one per side) and the rule that picks characters or symbols."""
 
 import json
 
@@ -11,12 +12,19 @@ from transformer.tokenizer import (
     BOS,
     EOS,
     FIRST_MERGE_ID,
+    MAX_SYMBOLS,
+    NUM_SPECIAL,
     PAD,
     UNK,
     BPETokenizer,
     CharTokenizer,
+    SymbolTokenizer,
+    TokenizerPair,
     load_tokenizer,
+    looks_like_symbols,
     split_into_chunks,
+    tokenizer_for_texts,
+    tokenizer_from_dict,
 )
 
 ALPHABET = "abc xyz,0123"
@@ -227,8 +235,6 @@ def test_saved_file_is_readable_json(tmp_path, char):
 
 
 def test_to_dict_round_trips_and_bad_dicts_are_named():
-    from transformer.tokenizer import tokenizer_from_dict
-
     for tokenizer in (CharTokenizer.from_texts(["abc"]), BPETokenizer.train(["aaab aaab aab"] * 5, 270)):
         again = tokenizer_from_dict(tokenizer.to_dict())
         assert type(again) is type(tokenizer) and again.encode("aab c") == tokenizer.encode("aab c")
@@ -236,3 +242,133 @@ def test_to_dict_round_trips_and_bad_dicts_are_named():
         tokenizer_from_dict({"type": "wordpiece"}, source="ckpt")
     with pytest.raises(ValueError, match="ckpt: malformed char tokenizer: missing field"):
         tokenizer_from_dict({"type": "char"}, source="ckpt")
+
+
+# ---------------------------------------------------------------------------- symbols
+
+PHONEMES = ["TH AO1 T", "K AE1 T", "AH0 B AW1 T", "T"]
+
+
+@pytest.fixture(scope="module")
+def symbols():
+    return SymbolTokenizer.from_texts(PHONEMES)
+
+
+def test_symbol_vocabulary_is_sorted_and_encodes_by_symbol(symbols):
+    assert symbols.symbols == ["AE1", "AH0", "AO1", "AW1", "B", "K", "T", "TH"]
+    assert symbols.vocab_size == NUM_SPECIAL + 8 and symbols.units == symbols.symbols
+    assert symbols.encode("TH AO1 T", add_bos=True, add_eos=True) == [BOS, 11, 6, 10, EOS]
+    assert symbols.encode("  TH\tAO1\n T ") == [11, 6, 10]  # any whitespace separates, none is a symbol
+    assert symbols.decode([BOS, 11, 6, 10, EOS, PAD]) == "TH AO1 T"
+    assert symbols.decode([11, EOS, 6, UNK], skip_special=False) == "TH <eos> AO1 <unk>"
+    assert symbols.encode("") == [] and symbols.decode([]) == ""
+
+
+@given(st.lists(st.sampled_from(sorted({s for text in PHONEMES for s in text.split()})), max_size=12),
+       st.sampled_from([" ", "  ", "\t", " \n "]))
+def test_symbol_round_trips_any_list_of_known_symbols(symbols, units, space):
+    ids = symbols.encode(space.join(units))
+    assert len(ids) == len(units) and all(i >= NUM_SPECIAL for i in ids)
+    assert symbols.decode(ids) == " ".join(units)
+    assert symbols.decode(np.array(symbols.encode(" ".join(units), add_bos=True, add_eos=True))) == " ".join(units)
+
+
+def test_unknown_units_are_named_for_either_kind(symbols, char):
+    assert symbols.encode("TH IY1 TH Z") == [11, UNK, 11, UNK]
+    assert symbols.unknown("TH IY1 TH Z IY1") == ["IY1", "Z"]
+    assert symbols.unknown("T AO1") == []
+    assert char.unknown("aQb?Q") == char.unknown_chars("aQb?Q") == ["Q", "?"]
+    assert char.units == char.chars and char.split("ab c") == ["a", "b", " ", "c"]
+    assert symbols.split(" TH  AO1 ") == ["TH", "AO1"]
+
+
+def test_symbol_vocabulary_rejects_bad_entries():
+    with pytest.raises(ValueError, match="more than once"):
+        SymbolTokenizer(["AA", "B", "AA"])
+    for bad in ("", "A A", "B\n", 7):
+        with pytest.raises(ValueError, match="without whitespace"):
+            SymbolTokenizer(["AA", bad])
+
+
+# ---------------------------------------------------------------------------- one tokenizer per side
+
+def test_a_lone_tokenizer_is_both_of_its_sides(char, symbols):
+    for tok in (char, symbols):
+        assert tok.source is tok and tok.target is tok
+
+
+def test_a_pair_round_trips_through_dicts_and_files(tmp_path, char, symbols):
+    pair = TokenizerPair(char, symbols)
+    data = pair.to_dict()
+    assert data == {"type": "pair", "source": char.to_dict(), "target": symbols.to_dict()}
+    again = tokenizer_from_dict(json.loads(json.dumps(data)))
+    assert again == pair and again != TokenizerPair(symbols, char) and again != char
+    assert again.source.encode("ab c") == char.encode("ab c") and again.target.decode([11, 6]) == "TH AO1"
+    path = tmp_path / "pair.json"
+    pair.save(path)
+    assert TokenizerPair.load(path) == pair == load_tokenizer(path)
+    assert hash(TokenizerPair.load(path)) == hash(pair)
+    with pytest.raises(ValueError, match="holds a TokenizerPair, not a CharTokenizer"):
+        CharTokenizer.load(path)
+    char.save(path)
+    with pytest.raises(ValueError, match="holds a CharTokenizer, not a TokenizerPair"):
+        TokenizerPair.load(path)
+    with pytest.raises(AttributeError):
+        pair.vocab_size  # noqa: B018  (a pair has no single vocabulary: code must name the side)
+    with pytest.raises(TypeError, match="the target must be a Tokenizer, got TokenizerPair"):
+        TokenizerPair(char, pair)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"type": "pair", "source": {"type": "char", "chars": ["a"]}}, "malformed pair tokenizer: missing field 'target'"),
+    ({"type": "pair", "target": {"type": "char", "chars": ["a"]}}, "malformed pair tokenizer: missing field 'source'"),
+    ({"type": "pair", "source": {"type": "pair", "source": {}, "target": {}}, "target": {"type": "char", "chars": []}},
+     r"source side: not a tokenizer \(.*found 'pair'\)"),
+    ({"type": "pair", "source": {"type": "char", "chars": []}, "target": [[[["deep"]]]]},
+     "target side: not a tokenizer .*found 'list'"),
+    ({"type": "pair", "source": {"type": "char", "chars": []}, "target": {"type": "symbol", "symbols": ["A B"]}},
+     "target side: malformed symbol tokenizer: .*without whitespace, got 'A B'"),
+    ({"type": "pair", "source": {"type": "char", "chars": []}, "target": {"type": "symbol"}},
+     "target side: malformed symbol tokenizer: missing field 'symbols'"),
+    ({"type": "symbol", "symbols": "AA B"}, "'symbols' must be a list"),
+    ({"type": "x" * 500}, r"found 'xxxx.*\.\.\.\)$"),
+])
+def test_malformed_pairs_and_symbol_vocabularies_are_refused_in_one_line(data, message):
+    with pytest.raises(ValueError, match=message) as info:
+        tokenizer_from_dict(data, source="run.json")
+    text = str(info.value)
+    assert text.startswith("run.json: ") and "\n" not in text and len(text) < 300
+
+
+# ---------------------------------------------------------------------------- choosing a side's tokenizer
+
+@pytest.mark.parametrize("name, texts, kind", [
+    ("phonemes", ["TH AO1 T", "K AE1 T", "D AO1 G Z"], SymbolTokenizer),
+    ("pinyin", ["yin2 hang2", "zhong1 guo2", "ren2"], SymbolTokenizer),
+    ("pinyin with tone marks", ["yín háng", "zhōng guó"], SymbolTokenizer),
+    ("spaced phoneme letters", ["T AA", "K AE T"], SymbolTokenizer),  # "AA" is one symbol, not 'A', 'A'
+    ("English words", ["thought", "cat", "about"], CharTokenizer),
+    ("digits", ["123", "9981", "7"], CharTokenizer),
+    ("spaced digits", ["1 2 3", "9 9 8"], CharTokenizer),
+    ("ISO dates", ["2024-01-05", "1999-12-31"], CharTokenizer),
+    ("written dates", ["5 January 2024", "31 December 1999"], CharTokenizer),
+    ("sums", ["12 + 7", "3 + 45"], CharTokenizer),
+    ("single spaced letters", ["T H O", "C A T"], CharTokenizer),
+    ("nothing", [], CharTokenizer),
+])
+def test_auto_picks_symbols_for_phonemes_and_pinyin_and_characters_otherwise(name, texts, kind):
+    assert type(tokenizer_for_texts(texts)) is kind, name
+    assert looks_like_symbols(texts) is (kind is SymbolTokenizer)
+
+
+def test_auto_spells_a_vocabulary_beyond_max_symbols_by_characters():
+    many = [f"ab{i} cd{i}" for i in range(MAX_SYMBOLS // 2)]  # exactly MAX_SYMBOLS distinct units
+    assert type(tokenizer_for_texts(many)) is SymbolTokenizer
+    assert type(tokenizer_for_texts(many + ["ef"])) is CharTokenizer
+
+
+def test_a_kind_can_be_forced():
+    assert tokenizer_for_texts(["TH AO1 T"], kind="chars").chars == [" ", "1", "A", "H", "O", "T"]
+    assert tokenizer_for_texts(["thought", "cat"], kind="symbols").symbols == ["cat", "thought"]
+    with pytest.raises(ValueError, match=r"kind must be one of \('auto', 'chars', 'symbols'\), got 'words'"):
+        tokenizer_for_texts(["a"], kind="words")

@@ -32,7 +32,7 @@ from minigrad.checkpoint import (
     save_checkpoint,
 )
 from transformer.model import Transformer, TransformerConfig
-from transformer.tokenizer import Tokenizer, tokenizer_from_dict
+from transformer.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_dict
 
 # A model config, field by field: (type, lowest, above the highest) or (str, choices).
 # Ranges are lo <= value < hi.  The bounds are far beyond what trains on a laptop; they
@@ -123,7 +123,7 @@ class Trained:
     """A model read back from a training checkpoint, ready for inference (eval mode)."""
 
     model: Transformer
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | TokenizerPair  # .source reads the inputs, .target writes the outputs
     train_config: dict  # TrainConfig.to_dict() of the run that wrote it
     step: int
 
@@ -157,10 +157,11 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
         tokenizer = tokenizer_from_dict(stored, source="tokenizer")
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: the stored {e}") from e
-    vocab = {model_config.src_vocab_size, model_config.tgt_vocab_size}
-    if vocab != {tokenizer.vocab_size}:
-        raise CheckpointError(f"{path}: the stored tokenizer has {tokenizer.vocab_size} tokens but the model's "
-                              f"vocabulary sizes are {sorted(vocab)}")
+    sizes = (tokenizer.source.vocab_size, tokenizer.target.vocab_size)
+    if sizes != (model_config.src_vocab_size, model_config.tgt_vocab_size):
+        raise CheckpointError(f"{path}: the stored tokenizer has {sizes[0]} source and {sizes[1]} target tokens "
+                              f"but the model's vocabularies have {model_config.src_vocab_size} (source) and "
+                              f"{model_config.tgt_vocab_size} (target)")
     train_config = _validated_train_config(path, config["train"])
     extra.setdefault("seconds", 0.0)
     problems = _training_state_problems(extra, meta, train_config, for_resume)

@@ -252,14 +252,16 @@ def load_checkpoint_for(path):
 
 
 def check_known_chars(tokenizer, texts):
-    """CommandError naming the first text that is empty or has characters outside the vocabulary."""
+    """CommandError naming the first text that is empty or has units (characters, symbols)
+    outside the source vocabulary."""
+    source = tokenizer.source
     for text in texts:
         if not text:
             raise CommandError("an empty text: give at least one character")
-        unknown = tokenizer.unknown_chars(text)
+        unknown = source.unknown(text)
         if unknown:
-            raise CommandError(f"{text!r} contains characters the model does not know: "
-                               f"{''.join(unknown)!r} (it knows {''.join(tokenizer.chars)!r})")
+            raise CommandError(f"{text!r} contains {source.unit_name} the model does not know: "
+                               f"{source.separator.join(unknown)!r} (it knows {source.separator.join(source.units)!r})")
 
 
 def run_translate(args):

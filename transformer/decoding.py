@@ -193,13 +193,14 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
 def translate(model, tokenizer, texts, *, beam_size=1, max_len=None):
     """Source strings -> predicted target strings (beam_size 1 is greedy decoding).
 
-    Each output is the decoded tokens before the first EOS.  An empty text (no tokens) is
-    refused with a ValueError naming it.
+    Sources are encoded by ``tokenizer.source``, outputs decoded by ``tokenizer.target``
+    (a lone tokenizer is both).  Each output is the decoded tokens before the first EOS.
+    An empty text (no tokens) is refused with a ValueError naming it.
     """
     texts = list(texts)
     if not texts:
         return []
-    src = tokenizer.encode_batch(texts)
+    src = tokenizer.source.encode_batch(texts)
     empty = [repr(text) for text, row in zip(texts, src) if not (row != PAD).any()]
     if empty:
         raise ValueError(f"translate: nothing to translate in {', '.join(empty)}: each text needs at least "
@@ -208,7 +209,7 @@ def translate(model, tokenizer, texts, *, beam_size=1, max_len=None):
         tokens = greedy_decode(model, src, max_len)
     else:
         tokens = beam_search(model, src, beam_size, max_len)
-    return [tokenizer.decode(_until_eos(row)) for row in tokens]
+    return [tokenizer.target.decode(_until_eos(row)) for row in tokens]
 
 
 def _until_eos(row):

@@ -6,7 +6,8 @@
                     most likely prediction is right, given the correct tokens before it
     exact_match     greedy decoding from the source alone: the share of sequences
                     produced exactly, EOS included (what a user of the model sees)
-    by_length       exact match per source length: {"3": {"examples": 237, "exact_match": 1.0}, ...}
+    by_length       exact match per source length in tokens (characters, symbols):
+                    {"3": {"examples": 237, "exact_match": 1.0}, ...}
                     (JSON keys are strings), since a mean over lengths can hide a length
                     the model never gets right
 
@@ -24,7 +25,7 @@ import minigrad as mg
 from transformer.decoding import greedy_decode, translate
 from transformer.loss import sequence_loss
 from transformer.tasks import Batch, Pair, Task, batches
-from transformer.tokenizer import PAD, Tokenizer
+from transformer.tokenizer import PAD, Tokenizer, TokenizerPair
 
 
 def token_accuracy_counts(logits: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
@@ -45,9 +46,10 @@ def exact_matches(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.all((predicted == targets) | ~inside, axis=1)
 
 
-def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int = 250,
+def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair, batch_size: int = 250,
              label_smoothing: float = 0.1) -> dict:
-    """{"loss", "token_accuracy", "exact_match", "examples", "by_length"} of ``model`` on ``pairs``.
+    """{"loss", "token_accuracy", "exact_match", "examples", "by_length"} of ``model`` on ``pairs``
+    (sources read by ``tokenizer.source``, targets by ``tokenizer.target``).
 
     Runs in eval mode (no dropout) without recording a graph; restores the mode after.
     """
@@ -68,8 +70,8 @@ def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int
                 predicted = greedy_decode(model, batch.src)  # (B, T') ending in EOS, then PAD
                 right = exact_matches(predicted, batch.tgt_out)
                 matches += int(right.sum())
-                for source, ok in zip(batch.src_texts, right):
-                    counts = length_counts.setdefault(len(source), [0, 0])
+                for length, ok in zip((batch.src != PAD).sum(axis=1).tolist(), right):
+                    counts = length_counts.setdefault(length, [0, 0])
                     counts[0] += 1
                     counts[1] += int(ok)
     finally:
@@ -104,7 +106,7 @@ def format_by_length(result: dict) -> str:
     return "\n".join(lines)
 
 
-def score_typed_inputs(model, tokenizer: Tokenizer, task: Task, shown: int = 5) -> str | None:
+def score_typed_inputs(model, tokenizer: Tokenizer | TokenizerPair, task: Task, shown: int = 5) -> str | None:
     """One line: how many of the task's ``typed_inputs`` the model gets exactly right
     (greedy), and the first ``shown`` it gets wrong; None for a task without such a list."""
     if task.typed_inputs is None:

@@ -14,7 +14,7 @@ from transformer.tokenizer import BOS, EOS
 
 
 def token_labels(tokenizer, ids) -> list[str]:
-    """One readable label per id: the character ("␣" for a space), or <bos>/<eos>/<pad>."""
+    """One readable label per id: the character ("␣" for a space) or symbol, or <bos>/<eos>/<pad>."""
     return [tokenizer.decode([i], skip_special=False).replace(" ", "␣") for i in ids]
 
 
@@ -23,10 +23,12 @@ def attention_maps(model, tokenizer, text: str) -> tuple[list[AttentionMap], str
     every attention block keeping its weights.  Returns one AttentionMap per block (in
     model order) and the output text.
 
-    Decoder rows are labelled with the token produced at that position (the output and
-    its EOS); decoder self-attention columns with the tokens read there (BOS + output).
+    Encoder rows and columns, and cross-attention columns, are labelled with the source
+    units (``tokenizer.source``); decoder rows with the target token produced at that
+    position (the output and its EOS); decoder self-attention columns with the target
+    tokens read there (BOS + output), all by ``tokenizer.target``.
     """
-    src = np.array([tokenizer.encode(text)])                  # (1, S)
+    src = np.array([tokenizer.source.encode(text)])           # (1, S)
     produced = [int(t) for t in greedy_decode(model, src)[0]]  # output ids, EOS last (if produced)
     produced = produced[:produced.index(EOS) + 1] if EOS in produced else produced
     tgt_in = np.array([[BOS] + produced[:-1]])                 # (1, T): what the decoder reads
@@ -42,7 +44,8 @@ def attention_maps(model, tokenizer, text: str) -> tuple[list[AttentionMap], str
         for block in blocks.values():
             block.keep_weights = False
         model.train(was_training)
-    source, read, written = (token_labels(tokenizer, ids) for ids in (src[0], tgt_in[0], produced))
+    source = token_labels(tokenizer.source, src[0])
+    read, written = (token_labels(tokenizer.target, ids) for ids in (tgt_in[0], produced))
     maps = []
     for name, block in blocks.items():
         if name.startswith("encoder"):
@@ -53,7 +56,7 @@ def attention_maps(model, tokenizer, text: str) -> tuple[list[AttentionMap], str
             rows, columns = written, read
         maps.append(AttentionMap(name, block.weights[0], rows, columns))  # weights (H, Tq, Tk)
         block.weights = None
-    output = tokenizer.decode([t for t in produced if t != EOS])
+    output = tokenizer.target.decode([t for t in produced if t != EOS])
     return maps, output
 
 

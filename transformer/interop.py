@@ -309,9 +309,11 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
         tokenizer = tokenizer_from_dict(parsed["tokenizer"], source=f"{source}: tokenizer")
     except ValueError as e:
         raise InteropError(str(e)) from e
-    if tokenizer.vocab_size > min(config.src_vocab_size, config.tgt_vocab_size):
-        raise InteropError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
-                           f"vocabulary ({config.src_vocab_size}, {config.tgt_vocab_size})")
+    for side, tokens, model_tokens in (("source", tokenizer.source.vocab_size, config.src_vocab_size),
+                                       ("target", tokenizer.target.vocab_size, config.tgt_vocab_size)):
+        if tokens > model_tokens:
+            raise InteropError(f"{source}: the {side} tokenizer has {tokens} tokens, more than the model's "
+                               f"{side} vocabulary of {model_tokens}")
     train = parsed["train"] if parsed["train"] is not None else {}
     if not isinstance(train, dict):
         raise InteropError(f"{source}: metadata train must be a JSON object, got {type(train).__name__}")

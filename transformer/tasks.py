@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from transformer.tokenizer import BOS, EOS, CharTokenizer, Tokenizer, pad_rows
+from transformer.tokenizer import BOS, EOS, CharTokenizer, Tokenizer, TokenizerPair, pad_rows
 
 Pair = tuple[str, str]  # (source_text, target_text)
 DIGITS = string.digits
@@ -563,11 +563,17 @@ class Batch:
         return len(self.src_texts)
 
 
-def make_batch(pairs: Sequence[Pair], tokenizer: Tokenizer) -> Batch:
-    """(source, target) pairs -> one Batch."""
-    sources = [tokenizer.encode(s) for s, _ in pairs]
-    targets = [tokenizer.encode(t) for _, t in pairs]
-    return _collate(pairs, sources, targets)
+def make_batch(pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair) -> Batch:
+    """(source, target) pairs -> one Batch (sources encoded by ``tokenizer.source``,
+    targets by ``tokenizer.target``)."""
+    return _collate(pairs, *_encode_pairs(pairs, tokenizer))
+
+
+def _encode_pairs(pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair):
+    """(source ids, target ids) of every pair, each side by its own tokenizer."""
+    sources = [tokenizer.source.encode(s) for s, _ in pairs]
+    targets = [tokenizer.target.encode(t) for _, t in pairs]
+    return sources, targets
 
 
 def _collate(pairs: Sequence[Pair], sources: Sequence[list[int]], targets: Sequence[list[int]]) -> Batch:
@@ -581,7 +587,7 @@ def _collate(pairs: Sequence[Pair], sources: Sequence[list[int]], targets: Seque
     )
 
 
-def batches(pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int,
+def batches(pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair, batch_size: int,
             rng: np.random.Generator | None = None, shuffle: bool = True, bucket: bool = True,
             batches_per_bucket: int = 50) -> Iterator[Batch]:
     """One epoch of ``pairs`` as Batches of at most ``batch_size`` examples.
@@ -596,8 +602,7 @@ def batches(pairs: Sequence[Pair], tokenizer: Tokenizer, batch_size: int,
         raise ValueError(f"batches: batch_size must be >= 1, got {batch_size}")
     if shuffle and rng is None:
         raise ValueError("batches: shuffle=True needs rng (a numpy Generator); pass one or shuffle=False")
-    sources = [tokenizer.encode(s) for s, _ in pairs]
-    targets = [tokenizer.encode(t) for _, t in pairs]
+    sources, targets = _encode_pairs(pairs, tokenizer)
     order = rng.permutation(len(pairs)) if shuffle else np.arange(len(pairs))
     groups = _cut_into_batches(order, [len(s) for s in sources], batch_size,
                                batches_per_bucket if bucket else None)

@@ -1,13 +1,15 @@
 """Tokenizers: text <-> lists of integer ids.
 
-Two tokenizers share one interface and the same four special tokens at fixed ids:
+Three tokenizers share one interface and the same four special tokens at fixed ids:
 
     PAD = 0   fills the short rows of a batch
     BOS = 1   "begin of sequence": the decoder's first input
     EOS = 2   "end of sequence": the decoder's last target
     UNK = 3   stands for a character the vocabulary does not know
 
-``CharTokenizer`` gives every character its own id (right for small synthetic tasks).
+``CharTokenizer`` gives every character its own id (right for small synthetic tasks and
+for words spelled letter by letter).  ``SymbolTokenizer`` gives every whitespace-separated
+symbol its own id (phonemes ``TH AO T``, pinyin syllables ``yin2 hang2``).
 ``BPETokenizer`` is byte-level byte-pair encoding: it starts from the 256 byte values, so any
 Unicode text round-trips exactly, and learns merges of frequent neighbouring tokens.
 
@@ -16,6 +18,17 @@ Unicode text round-trips exactly, and learns merges of frequent neighbouring tok
     [1, 6, 4, 5, 2]
     >>> tok.decode([1, 6, 4, 5, 2])
     'cab'
+
+A model reads one vocabulary and writes another: ``TokenizerPair(source, target)`` holds
+one tokenizer per side.  Every tokenizer is also its own pair (``tok.source is tok.target
+is tok``), so code written as ``tokenizer.source.encode(src)`` and
+``tokenizer.target.decode(ids)`` serves a shared vocabulary and two separate ones alike.
+
+    >>> pair = TokenizerPair(CharTokenizer.from_texts(["thought"]), SymbolTokenizer.from_texts(["TH AO T"]))
+    >>> pair.source.encode("tot"), pair.target.encode("T AO T")
+    ([7, 6, 7], [5, 4, 5])
+    >>> pair.target.decode([5, 4, 5])
+    'T AO T'
 """
 
 from __future__ import annotations
@@ -44,12 +57,36 @@ class Tokenizer:
     """
 
     type_name = ""  # the "type" field of the saved JSON file
+    separator = ""  # written between decoded tokens (a space between symbols)
+    unit_name = "tokens"  # what one id stands for, in messages
     pad_id, bos_id, eos_id, unk_id = PAD, BOS, EOS, UNK
     vocab_size: int
 
     def __len__(self) -> int:
         """The vocabulary size, specials included: ``len(tokenizer) == tokenizer.vocab_size``."""
         return self.vocab_size
+
+    def split(self, text: str) -> list[str]:
+        """The units ``text`` is read and scored in: its characters (a SymbolTokenizer's
+        symbols)."""
+        return list(text)
+
+    @property
+    def source(self) -> Tokenizer:
+        """The tokenizer of the source side: a lone tokenizer serves both sides."""
+        return self
+
+    @property
+    def target(self) -> Tokenizer:
+        """The tokenizer of the target side: a lone tokenizer serves both sides."""
+        return self
+
+    def __eq__(self, other) -> bool:
+        """Equal tokenizers are of one class and save the same JSON (so encode alike)."""
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Text -> ids, optionally wrapped as [BOS, ..., EOS]."""
@@ -75,7 +112,7 @@ class Tokenizer:
             if not skip_special:
                 pieces.append(SPECIAL_TOKENS[i])
         pieces.append(self._decode_tokens(run))
-        return "".join(pieces)
+        return self.separator.join(piece for piece in pieces if piece)
 
     def encode_batch(self, texts: Iterable[str], add_bos: bool = False, add_eos: bool = False,
                      pad_to: int | None = None) -> np.ndarray:
@@ -101,10 +138,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Read a file written by ``save``; ValueError (naming the file) if it is malformed."""
-        tokenizer = load_tokenizer(path)
-        if not isinstance(tokenizer, cls):
-            raise ValueError(f"{path}: holds a {type(tokenizer).__name__}, not a {cls.__name__}")
-        return tokenizer
+        return _load_as(cls, path)
 
     def _check_ids(self, ids) -> list[int]:
         """A 1-D sequence of ids -> list of Python ints, each in [0, vocab_size)."""
@@ -153,6 +187,7 @@ class CharTokenizer(Tokenizer):
     """
 
     type_name = "char"
+    unit_name = "characters"
 
     def __init__(self, chars: Iterable[str]):
         self.chars = list(chars)
@@ -170,9 +205,16 @@ class CharTokenizer(Tokenizer):
         """The vocabulary of every character in ``texts``, sorted (so it is deterministic)."""
         return cls(sorted(set().union(*map(set, texts))))
 
-    def unknown_chars(self, text: str) -> list[str]:
+    @property
+    def units(self) -> list[str]:
+        """What the vocabulary knows: its characters, in id order."""
+        return list(self.chars)
+
+    def unknown(self, text: str) -> list[str]:
         """The distinct characters of ``text`` missing from the vocabulary, in order of appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.char_to_id))
+
+    unknown_chars = unknown
 
     def _encode_text(self, text: str) -> list[int]:
         return [self.char_to_id.get(c, UNK) for c in text]
@@ -192,6 +234,106 @@ class CharTokenizer(Tokenizer):
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, chars={''.join(self.chars)!r})"
+
+
+# ---------------------------------------------------------------------------- symbols
+
+class SymbolTokenizer(Tokenizer):
+    """One id per whitespace-separated symbol: ids 0-3 are the specials, then ``symbols``.
+
+    ``encode("TH AO T")`` reads the symbols ``TH``, ``AO``, ``T`` (any run of whitespace
+    separates two symbols; none is a symbol); ``decode`` writes them with one space
+    between, so ``decode(encode(text)) == " ".join(text.split())`` over known symbols.
+    Unknown symbols encode to UNK; ``unknown`` lists them.
+    """
+
+    type_name = "symbol"
+    separator = " "
+    unit_name = "symbols"
+
+    def __init__(self, symbols: Iterable[str]):
+        self.symbols = list(symbols)
+        for symbol in self.symbols:
+            if not (isinstance(symbol, str) and symbol and symbol.split() == [symbol]):
+                raise ValueError("SymbolTokenizer: vocabulary entries must be non-empty strings without "
+                                 f"whitespace, got {_short(symbol)}")
+        repeated = sorted(s for s, n in Counter(self.symbols).items() if n > 1)
+        if repeated:
+            raise ValueError(f"SymbolTokenizer: symbols {repeated[:10]} appear more than once")
+        self.symbol_to_id = {s: NUM_SPECIAL + i for i, s in enumerate(self.symbols)}
+        self.vocab_size = NUM_SPECIAL + len(self.symbols)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> SymbolTokenizer:
+        """The vocabulary of every symbol in ``texts``, sorted (so it is deterministic)."""
+        return cls(sorted({symbol for text in texts for symbol in text.split()}))
+
+    @property
+    def units(self) -> list[str]:
+        """What the vocabulary knows: its symbols, in id order."""
+        return list(self.symbols)
+
+    def split(self, text: str) -> list[str]:
+        """The units ``encode`` reads: the whitespace-separated symbols of ``text``."""
+        return text.split()
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct symbols of ``text`` missing from the vocabulary, in order of appearance."""
+        return list(dict.fromkeys(s for s in text.split() if s not in self.symbol_to_id))
+
+    def _encode_text(self, text: str) -> list[int]:
+        return [self.symbol_to_id.get(s, UNK) for s in text.split()]
+
+    def _decode_tokens(self, ids: list[int]) -> str:
+        return " ".join(self.symbols[i - NUM_SPECIAL] for i in ids)
+
+    def _to_json(self) -> dict:
+        return {"symbols": self.symbols}
+
+    @classmethod
+    def _from_json(cls, data: dict) -> SymbolTokenizer:
+        symbols = data["symbols"]
+        if not isinstance(symbols, list):
+            raise ValueError(f"'symbols' must be a list of strings, got {type(symbols).__name__}")
+        return cls(symbols)
+
+    def __repr__(self) -> str:
+        shown = " ".join(self.symbols[:20]) + (" ..." if len(self.symbols) > 20 else "")
+        return f"SymbolTokenizer(vocab_size={self.vocab_size}, symbols={shown!r})"
+
+
+# A side whose texts hold more distinct symbols than this is spelled by characters: a
+# vocabulary that large is a vocabulary of words, and a word outside it would become UNK.
+MAX_SYMBOLS = 2000
+TOKENIZER_KINDS = ("auto", "chars", "symbols")
+
+
+def looks_like_symbols(texts: Sequence[str]) -> bool:
+    """True when ``texts`` read as sequences of whitespace-separated symbols.
+
+    That is when (1) some text holds two or more units, (2) some unit is longer than one
+    character, (3) every unit holds a letter, and (4) there are at most MAX_SYMBOLS
+    distinct units.  Phonemes (``TH AO T``) and pinyin (``yin2 hang2``) pass; single words
+    fail (1), spaced digits fail (2), dates and sums (``5 May 2024``, ``12 + 7``) fail (3).
+    Sentences over a small vocabulary pass: choose ``kind="chars"`` for those.
+    """
+    units = [text.split() for text in texts]
+    distinct = set().union(*map(set, units))
+    return (any(len(u) >= 2 for u in units)
+            and any(len(unit) > 1 for unit in distinct)
+            and all(any(c.isalpha() for c in unit) for unit in distinct)
+            and len(distinct) <= MAX_SYMBOLS)
+
+
+def tokenizer_for_texts(texts: Iterable[str], kind: str = "auto") -> CharTokenizer | SymbolTokenizer:
+    """The tokenizer of one side of a dataset: characters or symbols (``kind``), or with
+    "auto" symbols when ``looks_like_symbols(texts)`` and characters otherwise."""
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"tokenizer kind must be one of {TOKENIZER_KINDS}, got {kind!r}")
+    texts = list(texts)
+    if kind == "symbols" or (kind == "auto" and looks_like_symbols(texts)):
+        return SymbolTokenizer.from_texts(texts)
+    return CharTokenizer.from_texts(texts)
 
 
 # ---------------------------------------------------------------------------- byte-pair encoding
@@ -307,6 +449,10 @@ class BPETokenizer(Tokenizer):
                     del pair_counts[pair]
         return cls(merges)
 
+    def unknown(self, text: str) -> list[str]:
+        """Nothing: bytes spell every text."""
+        return []
+
     def token_text(self, token_id: int) -> str:
         """A readable form of one token, e.g. ' the' or '<eos>' (invalid UTF-8 shown as \\x..)."""
         if token_id < NUM_SPECIAL:
@@ -350,13 +496,55 @@ class BPETokenizer(Tokenizer):
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"
 
 
+# ---------------------------------------------------------------------------- one per side
+
+class TokenizerPair:
+    """A tokenizer for each side of a model: ``source`` for what it reads, ``target`` for
+    what it writes.  Not itself a tokenizer: ``pair.vocab_size`` is an AttributeError,
+    so code that forgot which side it means fails at once.
+
+    Saved as ``{"type": "pair", "source": {...}, "target": {...}}``.
+    """
+
+    type_name = "pair"
+
+    def __init__(self, source: Tokenizer, target: Tokenizer):
+        for side, tokenizer in (("source", source), ("target", target)):
+            if not isinstance(tokenizer, Tokenizer):
+                raise TypeError(f"TokenizerPair: the {side} must be a Tokenizer, got {type(tokenizer).__name__}")
+        self.source, self.target = source, target
+
+    def to_dict(self) -> dict:
+        """A JSON-able dict; ``tokenizer_from_dict`` reads it back."""
+        return {"type": self.type_name, "source": self.source.to_dict(), "target": self.target.to_dict()}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the pair as JSON.  Atomic: a crash never leaves a half-written file."""
+        write_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TokenizerPair:
+        """Read a file written by ``save``; ValueError (naming the file) if it is malformed."""
+        return _load_as(cls, path)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TokenizerPair) and (self.source, self.target) == (other.source, other.target)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.target))
+
+    def __repr__(self) -> str:
+        return f"TokenizerPair(source={self.source!r}, target={self.target!r})"
+
+
 # ---------------------------------------------------------------------------- files
 
-TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZER_TYPES: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "symbol": SymbolTokenizer,
+                                               "bpe": BPETokenizer}
 
 
-def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Read a tokenizer saved by ``save``, of the class its "type" field names.
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer | TokenizerPair:
+    """Read a tokenizer (or pair) saved by ``save``, of the class its "type" field names.
 
     Raises ValueError naming ``path`` if the file is not JSON or is not a valid tokenizer.
     """
@@ -368,16 +556,40 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     return tokenizer_from_dict(data, source=str(path))
 
 
-def tokenizer_from_dict(data, source: str = "tokenizer_from_dict") -> Tokenizer:
-    """The tokenizer ``Tokenizer.to_dict`` described; ValueError naming ``source`` if the
-    dict is not a valid tokenizer."""
+def _load_as(cls, path):
+    tokenizer = load_tokenizer(path)
+    if not isinstance(tokenizer, cls):
+        raise ValueError(f"{path}: holds a {type(tokenizer).__name__}, not a {cls.__name__}")
+    return tokenizer
+
+
+def tokenizer_from_dict(data, source: str = "tokenizer_from_dict") -> Tokenizer | TokenizerPair:
+    """The tokenizer or pair ``to_dict`` described; ValueError (one line, naming
+    ``source``) if the dict is not one.  A pair's sides must be plain tokenizers, so
+    reading never nests deeper than one level."""
+    if isinstance(data, dict) and data.get("type") == TokenizerPair.type_name:
+        missing = [side for side in ("source", "target") if side not in data]
+        if missing:
+            raise ValueError(f"{source}: malformed pair tokenizer: missing field {missing[0]!r}")
+        return TokenizerPair(*(_plain_tokenizer_from_dict(data[side], f"{source}: {side} side")
+                               for side in ("source", "target")))
+    return _plain_tokenizer_from_dict(data, source)
+
+
+def _plain_tokenizer_from_dict(data, source: str) -> Tokenizer:
     if not isinstance(data, dict) or data.get("type") not in TOKENIZER_TYPES:
         found = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{source}: not a tokenizer (expected an object with \"type\" one of "
-                         f"{sorted(TOKENIZER_TYPES)}, found {found!r})")
+                         f"{sorted(TOKENIZER_TYPES)}, found {_short(found)})")
     try:
         return TOKENIZER_TYPES[data["type"]]._from_json(data)
     except KeyError as e:
         raise ValueError(f"{source}: malformed {data['type']} tokenizer: missing field {e}") from e
     except (ValueError, TypeError) as e:
         raise ValueError(f"{source}: malformed {data['type']} tokenizer: {e}") from e
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr(value), cut to ``limit`` characters, for messages about untrusted input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

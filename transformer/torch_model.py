@@ -116,5 +116,5 @@ def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> 
 
 def translate(module: TorchTransformer, tokenizer, texts) -> list[str]:
     """Source strings -> greedy translations, as transformer.decoding.translate."""
-    tokens = greedy_decode(module, tokenizer.encode_batch(list(texts)))
-    return [tokenizer.decode(_until_eos(row)) for row in tokens]
+    tokens = greedy_decode(module, tokenizer.source.encode_batch(list(texts)))
+    return [tokenizer.target.decode(_until_eos(row)) for row in tokens]

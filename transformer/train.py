@@ -185,9 +185,9 @@ class TrainConfig:
 
 
 def build_model(config: TrainConfig, tokenizer: Tokenizer) -> Transformer:
-    """The Transformer of ``config.model`` size over the tokenizer's vocabulary (both sides)."""
+    """The Transformer of ``config.model`` size over the source and target vocabularies."""
     sizes = {**MODEL_SIZES[config.model], "dropout": config.dropout, "norm_first": config.norm_first}
-    model_config = TransformerConfig.tiny(tokenizer.vocab_size, tokenizer.vocab_size, **sizes)
+    model_config = TransformerConfig.tiny(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)
     return Transformer(model_config, seed=config.seed)
 
 
