@@ -64,7 +64,7 @@ def test_translate_texts_and_stdin(checkpoint, capsys, monkeypatch):
     assert status == 0, err
     assert len(out.splitlines()) == 2
     status, out, err = run_main(["translate", "--checkpoint", checkpoint, "--beam", "2", "--show-source"],
-                                capsys, stdin="26 November 2026\n\nThu 26 Nov 2026\n", monkeypatch=monkeypatch)
+                                capsys, stdin="26 November 2026\nThu 26 Nov 2026\n", monkeypatch=monkeypatch)
     assert status == 0, err
     lines = out.splitlines()
     assert len(lines) == 2 and lines[1].startswith("Thu 26 Nov 2026 → ")

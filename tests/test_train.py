@@ -360,7 +360,7 @@ def test_every_task_saves_before_its_default_run_ends():
 def test_a_directory_holding_a_run_is_only_resumed_or_overwritten(tmp_path):
     first = train(small_config(tmp_path, "run", steps=2), progress=False)
     before = {name: (tmp_path / "run" / name).read_bytes() for name in ("checkpoint.npz", "metrics.jsonl")}
-    with pytest.raises(RunDirectoryError, match=r"run already holds a training run \(checkpoint.npz, "
+    with pytest.raises(RunDirectoryError, match=r"run already holds a training run \(checkpoint.npz, best.npz, "
                                                 r"metrics.jsonl\); continue it with --resume .* --overwrite"):
         train(small_config(tmp_path, "run", steps=3), progress=False)
     assert before == {name: (tmp_path / "run" / name).read_bytes() for name in before}  # untouched

@@ -33,6 +33,7 @@ from minigrad.checkpoint import (
 )
 from transformer.model import Transformer, TransformerConfig
 from transformer.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_dict
+from transformer.train_config import TrainConfig
 
 # A model config, field by field: (type, lowest, above the highest) or (str, choices).
 # Ranges are lo <= value < hi.  The bounds are far beyond what trains on a laptop; they
@@ -171,8 +172,6 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
 
 
 def _validated_train_config(path, values):
-    from transformer.train import TrainConfig  # train imports this module
-
     if not isinstance(values, dict):
         raise CheckpointError(f"{path}: the stored train config is not a JSON object")
     try:
@@ -191,11 +190,12 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
     if not for_resume:
         return []
     seconds = extra["seconds"]
-    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-            and math.isfinite(seconds) and seconds >= 0):
+    if not (_is_finite_number(seconds) and seconds >= 0):
         problems.append(f"'seconds' must be a number >= 0, got {seconds!r}")
     data = extra.get("data")
     batches_per_epoch = -(-train_config.n_train // train_config.batch_size)
+    if train_config.data is not None:  # the size of a file's training split is known once it is read
+        batches_per_epoch = MAX_STEP   # (train.BatchStream.load_state_dict checks it then)
     if not isinstance(data, dict) or not {"epoch_start", "used"} <= data.keys():
         problems.append(f"'data' must be {{'epoch_start': Generator state, 'used': int}}, got {abbreviated(data)}")
     else:
@@ -204,6 +204,15 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
                             f"epoch of {train_config.n_train} examples), got {data['used']!r}")
         problems += _rng_state_problems("data.epoch_start", data["epoch_start"])
     problems += _rng_state_problems("dropout_rng", extra.get("dropout_rng"))
+    files = extra.get("data_files")  # the fingerprints of a real-data run (run_data.check_fingerprints)
+    if train_config.data is not None and not (isinstance(files, dict) and "data" in files
+                                              and all(isinstance(f, dict) for f in files.values())):
+        problems.append(f"'data_files' must be the fingerprints of the data read, got {abbreviated(files)}")
+    best = extra.get("best")  # the best validation so far (train.validation_error), kept in best.npz
+    if best is not None and not (isinstance(best, dict) and best.keys() == {"step", "error"}
+                                 and is_int_between(best["step"], 0, step) and isinstance(best["error"], list)
+                                 and all(_is_finite_number(e) for e in best["error"])):
+        problems.append(f"'best' must be null or {{'step': int ≤ {step}, 'error': [numbers]}}, got {abbreviated(best)}")
     # Schedules count from 1, so after `step` updates the schedule is at step + 1.
     scheduler = meta["scheduler"]
     if scheduler is None:
@@ -219,6 +228,10 @@ def _training_state_problems(extra, meta, train_config, for_resume=True):
         if ahead:
             problems.append(f"optimizer parameters {ahead[:5]} count more updates than the run's {step} steps")
     return problems
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _rng_state_problems(name, state):

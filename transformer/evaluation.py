@@ -47,9 +47,10 @@ def exact_matches(predicted: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair, batch_size: int = 250,
-             label_smoothing: float = 0.1) -> dict:
+             label_smoothing: float = 0.1, decode: bool = True) -> dict:
     """{"loss", "token_accuracy", "exact_match", "examples", "by_length"} of ``model`` on ``pairs``
-    (sources read by ``tokenizer.source``, targets by ``tokenizer.target``).
+    (sources read by ``tokenizer.source``, targets by ``tokenizer.target``).  With
+    ``decode=False`` only the teacher-forced {"loss", "token_accuracy", "examples"}.
 
     Runs in eval mode (no dropout) without recording a graph; restores the mode after.
     """
@@ -67,6 +68,8 @@ def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair,
                 loss_sum += float(loss.data) * n_tokens
                 correct += n_correct
                 tokens += n_tokens
+                if not decode:
+                    continue
                 predicted = greedy_decode(model, batch.src)  # (B, T') ending in EOS, then PAD
                 right = exact_matches(predicted, batch.tgt_out)
                 matches += int(right.sum())
@@ -76,6 +79,8 @@ def evaluate(model, pairs: Sequence[Pair], tokenizer: Tokenizer | TokenizerPair,
                     counts[1] += int(ok)
     finally:
         model.train(was_training)
+    if not decode:
+        return {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1), "examples": len(pairs)}
     return {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
             "exact_match": matches / max(len(pairs), 1), "examples": len(pairs),
             "by_length": {str(length): {"examples": n, "exact_match": right / n}

@@ -18,7 +18,8 @@ def plot_training(records: list[dict], path, title: str = "") -> Path:
     """Loss (left) and accuracies (right) against the step, from metrics.jsonl records.
 
     Records have "split" ("train", "valid" or "test"), "step", "loss", "token_accuracy"
-    and, for held-out splits, "exact_match".
+    and, for the held-out splits of a task, "exact_match" (a run on real data scores its
+    held-out splits by error rates instead: see ``plot_learning_curve``).
     """
     fig = Figure(figsize=(9, 3.4))
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -31,10 +32,10 @@ def plot_training(records: list[dict], path, title: str = "") -> Path:
         loss_ax.plot(steps, [r["loss"] for r in rows], label=f"{split} loss", **kw)
         acc_ax.plot(steps, [r["token_accuracy"] for r in rows], label=f"{split} token accuracy",
                     linestyle=":" if split == "valid" else "-", **kw)
-        if split == "valid":
+        if split == "valid" and all("exact_match" in r for r in rows):
             acc_ax.plot(steps, [r["exact_match"] for r in rows], label="valid exact match (greedy)",
                         color="tab:green", marker="o", ms=3)
-    for test in (r for r in records if r["split"] == "test"):
+    for test in (r for r in records if r["split"] == "test" and "exact_match" in r):
         acc_ax.scatter([test["step"]], [test["exact_match"]], color="black", zorder=3,
                        label=f"test exact match {test['exact_match']:.1%}")
     loss_ax.set(xlabel="step", ylabel="cross-entropy (label-smoothed)", yscale="log", title="loss")
@@ -42,6 +43,29 @@ def plot_training(records: list[dict], path, title: str = "") -> Path:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path, title, dpi=90)
+
+
+def plot_learning_curve(records: list[dict], path, error_name: str = "token error rate", title: str = "") -> Path:
+    """Validation word error rate and token error rate (named ``error_name``, e.g.
+    "phoneme error rate") against minutes of training, from the "valid" records of
+    metrics.jsonl ("minutes", "word_error_rate", "token_error_rate"); the test scores,
+    if there are any, as points at the end."""
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    valid = [r for r in records if r["split"] == "valid"]
+    minutes = [r["minutes"] for r in valid]
+    ax.plot(minutes, [100 * r["word_error_rate"] for r in valid], marker="o", ms=3, color="tab:red",
+            label="valid word error rate")
+    ax.plot(minutes, [100 * r["token_error_rate"] for r in valid], marker="o", ms=3, color="tab:blue",
+            label=f"valid {error_name}")
+    for test in (r for r in records if r["split"] == "test" and "word_error_rate" in r):
+        ax.scatter([test["minutes"]] * 2, [100 * test["word_error_rate"], 100 * test["token_error_rate"]],
+                   color="black", zorder=3, label=f"test: {test['word_error_rate']:.1%} word, "
+                                                  f"{test['token_error_rate']:.1%} {error_name.split()[0]}")
+    ax.set(xlabel="minutes of training", ylabel="error rate (%)", ylim=(0, 100), title="learning curve")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path, title, dpi=90)
 
 

@@ -28,7 +28,6 @@ A directory that already holds a run is only reused to resume it, or with ``over
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
@@ -48,49 +47,22 @@ from tqdm.auto import tqdm
 from minigrad.checkpoint import load_checkpoint
 from minigrad.files import write_atomically
 from minigrad.optim import Adam, AdamW, NoamSchedule, WarmupCosineSchedule, clip_grad_norm_
-from minigrad.optim.optimizers import check_number
 from transformer.checkpoints import read_run_config, save_training_checkpoint
 from transformer.evaluation import evaluate, token_accuracy_counts, worst_length
 from transformer.loss import sequence_loss
 from transformer.model import Transformer, TransformerConfig
-from transformer.plots import plot_training
-from transformer.tasks import TASKS, Pair, batches, make_splits, tokenizer_for
+from transformer.plots import plot_learning_curve, plot_training
+from transformer.run_data import RunData, check_fingerprints, load_run_data
+from transformer.scoring import decode_and_score, error_rate_name
+from transformer.tasks import Pair, batches, make_splits, tokenizer_for
 from transformer.tokenizer import Tokenizer
-
-# Model sizes: overrides of TransformerConfig.tiny (d_model 64, 4 heads, 2+2 layers, d_ff 256).
-MODEL_SIZES = {
-    "tiny": {},
-    "micro": dict(d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64),  # for fast tests
-}
-
-# Per-task settings, tuned by short sweeps with the tiny model and batch 64; the README's
-# table gives what they reach.  The digit tasks test on 2,000 examples so that each length
-# 1..10 is measured on enough of them (see tasks.make_splits); their step budgets were
-# raised until every length reached 99% exact match.  Sort's misses are miscounted runs of
-# one digit ("444" -> "44"): post-norm stopped at 98.7% for some seeds however long it
-# trained, pre-norm (norm_first) reached 99.6% or more at every length for seeds 0-7.  Sweeps showed a
-# peak lr near 2-3e-3 with a short warmup works (addition wants 1.3e-3: at 2.7e-3 it stays
-# near 1% exact match), a cosine decay to 0 ends far better than the Noam schedule, whose
-# lr stays high enough for late loss spikes, and dropout only slows these tasks down.
-TASK_DEFAULTS = {
-    "copy": dict(steps=800, warmup_steps=30, lr_scale=0.25, dropout=0.0, n_train=40_000, eval_every=100, n_test=2000),
-    "reverse": dict(steps=1000, warmup_steps=30, lr_scale=0.2, dropout=0.0, n_train=20_000,
-                    eval_every=100, n_test=2000),
-    "sort": dict(steps=3000, warmup_steps=30, lr_scale=0.25, dropout=0.0, n_train=20_000, eval_every=250,
-                 n_test=2000, norm_first=True),
-    "dates": dict(steps=2000, warmup_steps=200, lr_scale=0.3, dropout=0.0, n_train=50_000, eval_every=250),
-    "addition": dict(steps=3000, warmup_steps=200, lr_scale=0.15, dropout=0.0, n_train=100_000, eval_every=250),
-    "addition_plain": dict(steps=3000, warmup_steps=200, lr_scale=0.15, dropout=0.0, n_train=100_000,
-                           eval_every=250),
-}
-
-
-class SettingError(ValueError):
-    """A setting out of its range: ``name`` (a TrainConfig field) and what is wrong."""
-
-    def __init__(self, name: str, problem: str):
-        super().__init__(f"TrainConfig: {name} {problem}")
-        self.name, self.problem = name, problem
+from transformer.train_config import (  # noqa: F401  (re-exported: users import them from here)
+    MODEL_SIZES,
+    SETTING_BOUNDS,
+    TASK_DEFAULTS,
+    SettingError,
+    TrainConfig,
+)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -105,89 +77,14 @@ class RunWarning(UserWarning):
     """Something in a run directory was repaired: a torn metrics line, a left-over temp file."""
 
 
-# The numeric settings of TrainConfig and their ranges (checked by minigrad's check_number).
-SETTING_BOUNDS = {
-    **{name: dict(at_least=1, integer=True) for name in (
-        "steps", "batch_size", "warmup_steps", "log_every", "eval_every", "checkpoint_every",
-        "n_train", "n_valid", "n_test")},
-    "seed": dict(at_least=0, integer=True),
-    "lr_scale": dict(above=0), "clip_norm": dict(above=0), "checkpoint_seconds": dict(above=0),
-    "weight_decay": dict(at_least=0),
-    "dropout": dict(at_least=0, below=1), "label_smoothing": dict(at_least=0, below=1),
-}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run.  ``TrainConfig.for_task(task)`` fills in the task's
-    tuned defaults (TASK_DEFAULTS); the plain defaults below are the dates task's."""
-
-    task: str = "dates"
-    steps: int = 2000             # optimizer steps
-    batch_size: int = 64
-    model: str = "tiny"           # a key of MODEL_SIZES
-    dropout: float = 0.0
-    norm_first: bool = False      # False: post-norm as the paper; True: pre-norm
-    optimizer: str = "adam"       # "adam": Adam(0.9, 0.98, 1e-9) as the paper; "adamw": + weight decay
-    weight_decay: float = 0.01    # AdamW only
-    lr_scale: float = 0.3         # Noam: lr = lr_scale · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)
-    warmup_steps: int = 200
-    schedule: str = "cosine"      # after warmup: "cosine" (half cosine to 0 at `steps`) or "noam" (1/√step)
-    label_smoothing: float = 0.1
-    clip_norm: float = 1.0        # max global gradient norm
-    log_every: int = 10           # average the training loss over this many steps
-    eval_every: int = 250
-    checkpoint_every: int = 200   # also every `checkpoint_seconds` of training, and at the end
-    checkpoint_seconds: float = 60.0
-    on_nonfinite: str = "stop"    # a step with a non-finite loss or gradient norm: "stop" or "skip" it
-    seed: int = 0                 # model init, dropout, data splits and batch order
-    out: str = "runs/dates"
-    n_train: int = 50_000
-    n_valid: int = 500
-    n_test: int = 1000
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise SettingError("task", f"unknown task {self.task!r}; choose one of {sorted(TASKS)}")
-        if self.model not in MODEL_SIZES:
-            raise SettingError("model", f"unknown model size {self.model!r}; choose one of {sorted(MODEL_SIZES)}")
-        for name, choices in (("schedule", ("noam", "cosine")), ("optimizer", ("adam", "adamw")),
-                              ("on_nonfinite", ("stop", "skip"))):
-            if getattr(self, name) not in choices:
-                raise SettingError(name, f"must be {' or '.join(map(repr, choices))}, got {getattr(self, name)!r}")
-        if not isinstance(self.norm_first, bool):
-            raise SettingError("norm_first", f"must be True or False, got {self.norm_first!r}")
-        if not (isinstance(self.out, str) and self.out):
-            raise SettingError("out", f"must be a directory name, got {self.out!r}")
-        for name, bounds in SETTING_BOUNDS.items():
-            try:
-                check_number("TrainConfig", name, getattr(self, name), **bounds)
-            except ValueError as e:
-                raise SettingError(name, str(e).removeprefix(f"TrainConfig: {name} ")) from None
-
-    @classmethod
-    def for_task(cls, task: str = "dates", **overrides) -> TrainConfig:
-        """The tuned defaults of ``task`` (out="runs/<task>"), then ``overrides``."""
-        if task not in TASK_DEFAULTS:
-            raise ValueError(f"TrainConfig: unknown task {task!r}; choose one of {sorted(TASK_DEFAULTS)}")
-        settings = {"task": task, "out": f"runs/{task}", **TASK_DEFAULTS[task], **overrides}
-        return cls(**settings)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown settings {sorted(unknown)}")
-        return cls(**values)
+class DataWarning(UserWarning):
+    """Something about the data that may make the scores mean less: held-out sources also trained on."""
 
 
 def build_model(config: TrainConfig, tokenizer: Tokenizer) -> Transformer:
-    """The Transformer of ``config.model`` size over the source and target vocabularies."""
-    sizes = {**MODEL_SIZES[config.model], "dropout": config.dropout, "norm_first": config.norm_first}
-    model_config = TransformerConfig.tiny(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)
+    """The Transformer of ``config.dimensions()`` over the source and target vocabularies."""
+    sizes = {**config.dimensions(), "dropout": config.dropout, "norm_first": config.norm_first}
+    model_config = TransformerConfig(tokenizer.source.vocab_size, tokenizer.target.vocab_size, **sizes)
     return Transformer(model_config, seed=config.seed)
 
 
@@ -198,13 +95,19 @@ def build_optimizer(config: TrainConfig, model: Transformer):
     return Adam(model.parameters(), betas=(0.9, 0.98), eps=1e-9)
 
 
+UNFITTED_HORIZON = 10**9  # cosine steps of a budgeted run before its step count is fitted
+
+
 def build_schedule(config: TrainConfig, optimizer, d_model: int):
     """Noam (the paper's), or a cosine decay from the same peak lr_scale / √(d_model · warmup)."""
     noam = NoamSchedule(optimizer, d_model, config.warmup_steps, config.lr_scale)
     if config.schedule == "noam":
         return noam
     peak = noam.lr_at(config.warmup_steps)
-    return WarmupCosineSchedule(optimizer, peak, config.warmup_steps, max(config.steps, config.warmup_steps + 1))
+    # A budgeted run times its first steps before it fixes config.steps (see
+    # BUDGET_TIMED_STEPS); until then the lr warms up or stays near the peak.
+    horizon = config.steps if config.steps is not None else UNFITTED_HORIZON
+    return WarmupCosineSchedule(optimizer, peak, config.warmup_steps, max(horizon, config.warmup_steps + 1))
 
 
 class BatchStream:
@@ -240,6 +143,10 @@ class BatchStream:
         return {"epoch_start": self.epoch_start, "used": self.used}
 
     def load_state_dict(self, state: dict):
+        in_epoch = -(-len(self.pairs) // self.batch_size)
+        if state["used"] > in_epoch:
+            raise ValueError(f"the saved batch position ({state['used']} batches into an epoch) is past the "
+                             f"{in_epoch} batches of an epoch of this training data")
         self.rng.bit_generator.state = state["epoch_start"]
         self._start_epoch()
         for _ in range(state["used"]):
@@ -326,6 +233,9 @@ class MetricsLog:
 # ---------------------------------------------------------------------------- the run directory
 
 CHECKPOINT, PREVIOUS, METRICS, LOCK = "checkpoint.npz", "checkpoint.prev.npz", "metrics.jsonl", ".train.lock"
+BEST = "best.npz"
+RUN_FILES = (CHECKPOINT, PREVIOUS, BEST, METRICS)  # what a run writes and a resume reads back
+PICTURES = ("training.png", "learning_curve.png")
 
 
 def lock_run_directory(out: Path) -> FileLock:
@@ -350,7 +260,7 @@ def lock_run_directory(out: Path) -> FileLock:
 def prepare_run_directory(out: Path, resume, overwrite: bool):
     """Refuse to mix two runs in ``out``; remove what interrupted saves left behind."""
     resuming_here = resume is not None and Path(resume).resolve().parent == out.resolve()
-    held = [name for name in (CHECKPOINT, PREVIOUS, METRICS)
+    held = [name for name in RUN_FILES
             if (out / name).exists() and (out / name).stat().st_size > 0]
     if overwrite and resuming_here:
         raise RunDirectoryError(f"--overwrite would delete the run being resumed from {resume}; resume "
@@ -360,9 +270,9 @@ def prepare_run_directory(out: Path, resume, overwrite: bool):
             hint = f"continue it with --resume {out / CHECKPOINT}, or " if CHECKPOINT in held else ""
             raise RunDirectoryError(f"{out} already holds a training run ({', '.join(held)}); {hint}start "
                                     "it afresh with --overwrite, or give another --out")
-        for name in (CHECKPOINT, PREVIOUS, METRICS, "training.png"):
+        for name in RUN_FILES + PICTURES:
             (out / name).unlink(missing_ok=True)
-    leftovers = [temp for name in (CHECKPOINT, PREVIOUS, METRICS) for temp in out.glob(f".{name}.*.tmp")]
+    leftovers = [temp for name in RUN_FILES for temp in out.glob(f".{name}.*.tmp")]
     for temp in leftovers:  # we hold the lock: no other run is writing them
         temp.unlink(missing_ok=True)
     if leftovers:
@@ -402,6 +312,49 @@ class TrainRun:
     test: dict | None          # evaluate() on the test split, when the run finished
     seconds: float             # training wall time, over all resumed parts
     skipped: int = 0           # steps not applied because of a non-finite loss or gradient norm
+    budget_spent: bool = False  # max_minutes ended the run (it finished: evaluated and saved)
+    best_step: int | None = None  # the step of best.npz, the lowest validation error so far
+    data: RunData | None = None   # real data: the splits, tokenizers and the unit of the error rate
+
+
+# A run with a time budget and no step count: its first steps are timed, and then the
+# step count is fixed (and saved with the config) so that the cosine schedule decays to
+# 0 at the budget's end.  Timing stops after BUDGET_TIMED_STEPS steps or when
+# BUDGET_TIMED_SHARE of the budget is spent, whichever comes first; the first step of a
+# process is left out (it is slower: caches are cold).  The steps that fit are those
+# that fit what is left of the budget at the mean speed of the timed steps, less
+# BUDGET_VALIDATION_SHARE of it kept for validation and checkpoints.
+BUDGET_TIMED_STEPS = 50
+BUDGET_TIMED_SHARE = 0.1
+BUDGET_VALIDATION_SHARE = 0.05
+
+
+def steps_for_budget(done: int, seconds_per_step: float, seconds_left: float) -> int:
+    """The step count of a budgeted run: ``done`` steps, and as many more as fit (at least one)."""
+    return done + max(1, int(seconds_left * (1 - BUDGET_VALIDATION_SHARE) / seconds_per_step))
+
+
+def validation_error(valid: dict) -> tuple[float, ...]:
+    """What best.npz minimizes (tuples compare element by element): on real data the word
+    error rate, ties broken by the token error rate; on a task 1 - exact match."""
+    if "word_error_rate" in valid:
+        return (valid["word_error_rate"], valid["token_error_rate"])
+    return (1.0 - valid["exact_match"],)
+
+
+def abbreviation(unit: str) -> str:
+    """"PER" for phonemes (phoneme error rate), "SER", "CER", "TER"."""
+    return "".join(word[0] for word in error_rate_name(unit).split()).upper()
+
+
+def valid_sample(references: dict[str, list[str]], n: int, seed: int) -> list[str]:
+    """The valid sources decoded at each evaluation: all, or ``n`` of them drawn once
+    (seeded), in the split's order, so that every evaluation scores the same sources."""
+    sources = list(references)
+    if len(sources) <= n:
+        return sources
+    chosen = np.random.default_rng([seed, 3]).choice(len(sources), size=n, replace=False)
+    return [sources[i] for i in sorted(chosen)]
 
 
 def train(config: TrainConfig, resume=None, progress: bool = True,
@@ -416,7 +369,7 @@ def train(config: TrainConfig, resume=None, progress: bool = True,
     out = Path(config.out)
     if resume is not None:
         _, extra = read_run_config(resume)
-        if config.steps < extra["step"]:
+        if config.steps is not None and config.steps < extra["step"]:
             raise SettingError("steps", f"must be ≥ {extra['step']}, the step of the checkpoint {resume}, "
                                         f"got {config.steps}")
     with lock_run_directory(out):
@@ -429,49 +382,118 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     checkpoint_path = out / CHECKPOINT
 
     # ---- data, model, optimizer, schedule
-    splits = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed)
-    tokenizer = tokenizer_for(config.task)
+    data = None
+    if config.data is None:
+        splits = make_splits(config.task, config.n_train, config.n_valid, config.n_test, seed=config.seed)
+        tokenizer = tokenizer_for(config.task)
+    else:
+        data = load_run_data(config)
+        splits, tokenizer = data.splits, data.tokenizer
+        for line in data.notes:
+            tqdm.write(line)
+        for line in data.warnings:
+            warnings.warn(line, DataWarning, stacklevel=3)
+        valid_references = data.references("valid")
+        valid_sources = valid_sample(valid_references, config.n_valid, config.seed)
+        valid_pairs = [(source, target) for source in valid_sources for target in valid_references[source]]
     model = build_model(config, tokenizer)
     optimizer = build_optimizer(config, model)
     schedule = build_schedule(config, optimizer, model.config.d_model)
     data_rng = np.random.default_rng([config.seed, 2])  # batch order; model init and dropout use [seed], [seed, 1]
     train_batches = BatchStream(splits.train, tokenizer, config.batch_size, data_rng)
-    step, seconds_before = 0, 0.0
+    step, seconds_before, best = 0, 0.0, None
     if resume is not None:
-        step, seconds_before = restore(resume, model, optimizer, schedule, train_batches)
-    log = MetricsLog(out / "metrics.jsonl", resume_step=step if resume is not None else None)
+        step, seconds_before, best = restore(resume, model, optimizer, schedule, train_batches, data)
+    log = MetricsLog(out / METRICS, resume_step=step if resume is not None else None)
+    budget = config.max_minutes * 60 if config.max_minutes is not None else None
+    timed = []  # seconds of each timed step, while a budgeted run fits its step count
 
     # The step of the last checkpoint and its file: a resumed run starts from one.
     saved_at, saved_to = (step, Path(resume)) if resume is not None else (None, None)
     saved_time = time.perf_counter()
 
-    def save():
-        """Checkpoint the state between steps; the one it replaces becomes checkpoint.prev.npz."""
+    def seconds_trained() -> float:
+        return seconds_before + time.perf_counter() - started
+
+    def epoch() -> float:
+        """Passes over the training data so far."""
+        return step * config.batch_size / len(splits.train)
+
+    def save(path=checkpoint_path):
+        """Checkpoint the state between steps; a checkpoint.npz it replaces becomes checkpoint.prev.npz."""
         nonlocal saved_at, saved_to, saved_time
         broken = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
         if broken:  # cannot happen after finite steps; refuse rather than replace a good checkpoint
             raise TrainingDiverged(f"step {step}: non-finite weights in {', '.join(broken[:3])}; not saved, "
-                                   f"{checkpoint_path} is left as it was")
+                                   f"{path} is left as it was")
         extra = {"step": step, "data": train_batches.state_dict(),
                  "dropout_rng": model.dropout_rng.bit_generator.state,
-                 "seconds": seconds_before + time.perf_counter() - started}
+                 "seconds": seconds_trained(), "best": best,
+                 **({"data_files": data.fingerprints} if data is not None else {})}
         stop.saving = True  # a second Ctrl-C now waits for the save
         try:
-            keep_previous(checkpoint_path)
-            save_training_checkpoint(checkpoint_path, model, tokenizer, optimizer, schedule, config.to_dict(),
-                                     extra)
+            if path == checkpoint_path:
+                keep_previous(checkpoint_path)
+            save_training_checkpoint(path, model, tokenizer, optimizer, schedule, config.to_dict(), extra)
         finally:
             stop.saving = False
-        saved_at, saved_to, saved_time = step, checkpoint_path, time.perf_counter()
+        if path == checkpoint_path:
+            saved_at, saved_to, saved_time = step, checkpoint_path, time.perf_counter()
+
+    def validate():
+        """Score the valid split, log it, and keep the model in best.npz if it is the best yet."""
+        nonlocal best
+        when = f"step {step} (epoch {epoch():.1f}, {seconds_trained() / 60:.1f} min)"
+        if data is None:
+            valid = evaluate(model, splits.valid, tokenizer, label_smoothing=config.label_smoothing)
+            length, worst = worst_length(valid)
+            bar.write(f"{when}: valid loss {valid['loss']:.4f}, token accuracy {valid['token_accuracy']:.2%}, "
+                      f"exact match {valid['exact_match']:.2%} (worst length {length}: {worst:.2%})")
+        else:
+            forced = evaluate(model, valid_pairs, tokenizer, label_smoothing=config.label_smoothing, decode=False)
+            scored = decode_and_score(model, tokenizer, valid_sources, [valid_references[s] for s in valid_sources])
+            valid = {"loss": forced["loss"], "token_accuracy": forced["token_accuracy"],
+                     **{key: scored[key] for key in ("word_error_rate", "token_error_rate", "by_length")},
+                     "examples": len(valid_sources)}
+            bar.write(f"{when}: valid WER {valid['word_error_rate']:.1%}, {abbreviation(data.unit)} "
+                      f"{valid['token_error_rate']:.1%} (loss {valid['loss']:.3f}, {len(valid_sources):,} sources)")
+        log.write({"split": "valid", "step": step, "epoch": epoch(), "minutes": seconds_trained() / 60, **valid})
+        error = list(validation_error(valid))
+        if best is None or error < best["error"]:
+            best = {"step": step, "error": error}
+            save(out / BEST)
+
+    def fit_steps_to_budget():
+        """Fix config.steps from the timed steps (see BUDGET_TIMED_STEPS) and rebuild the schedule."""
+        nonlocal schedule
+        seconds_per_step = float(np.mean(timed[1:] if len(timed) > 1 else timed))
+        config.steps = steps_for_budget(step, seconds_per_step, budget - seconds_trained())
+        fitted = build_schedule(config, optimizer, model.config.d_model)
+        fitted.load_state_dict(schedule.state_dict())
+        schedule = fitted
+        bar.total = config.steps
+        bar.refresh()
+        bar.write(f"step {step}: {seconds_per_step * 1000:.0f} ms per step, so {config.steps} steps fit "
+                  f"the {config.max_minutes:g}-minute budget (the end of the lr schedule)")
+
+    def finished() -> bool:
+        return (config.steps is not None and step >= config.steps) or budget_spent()
+
+    def budget_spent() -> bool:
+        return budget is not None and seconds_trained() >= budget
 
     # ---- the loop
     started = time.perf_counter()
     model.train()
-    bar = tqdm(total=config.steps, initial=step, desc=config.task, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=step, desc=config.name, disable=not progress,
+               dynamic_ncols=True)
     window = {"loss": 0.0, "correct": 0, "tokens": 0, "steps": 0, "skipped": 0}  # since the last log line
     skipped, diverged = 0, None  # steps skipped in the whole run; why the run stopped, if it diverged
+    shown = {}  # the last applied step's loss and accuracy, for the progress bar
     with StopOnSignal() as stop:
-        while step < config.steps and stop.received is None:
+        done = finished()
+        while not done and stop.received is None:
+            step_started = time.perf_counter()
             between_steps = (train_batches.state_dict(), model.dropout_rng.bit_generator.state)
             batch = next(train_batches)
             logits = model(batch.src, batch.tgt_in)  # (B, T, V)
@@ -495,28 +517,29 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
                 window["correct"] += correct
                 window["tokens"] += tokens
                 window["steps"] += 1
-                bar.set_postfix(loss=f"{float(loss.data):.3f}", acc=f"{correct / tokens:.3f}")
+                shown = dict(loss=f"{float(loss.data):.3f}", acc=f"{correct / tokens:.3f}")
             else:  # on_nonfinite == "skip": throw the batch away, keep the step count
                 skipped += 1
                 window["skipped"] += 1
                 bar.write(f"step {step + 1}: the {nonfinite}; step skipped")
             schedule.step()
             step += 1
+            bar.set_postfix(epoch=f"{epoch():.2f}", **shown)
+            if config.steps is None:  # a budgeted run still timing its steps
+                timed.append(time.perf_counter() - step_started)
+                if len(timed) >= BUDGET_TIMED_STEPS or seconds_trained() >= BUDGET_TIMED_SHARE * budget:
+                    fit_steps_to_budget()
+            done = finished()
 
             bar.update(1)
-            if (step % config.log_every == 0 or step == config.steps) and window["steps"]:
-                log.write({"split": "train", "step": step, "loss": window["loss"] / window["steps"],
+            if (step % config.log_every == 0 or done) and window["steps"]:
+                log.write({"split": "train", "step": step, "epoch": epoch(), "loss": window["loss"] / window["steps"],
                            "token_accuracy": window["correct"] / window["tokens"], "lr": lr,
                            "grad_norm": grad_norm, **({"skipped": window["skipped"]} if window["skipped"] else {})})
                 window = dict.fromkeys(window, 0)
-            if step % config.eval_every == 0 or step == config.steps:
-                valid = evaluate(model, splits.valid, tokenizer, label_smoothing=config.label_smoothing)
-                log.write({"split": "valid", "step": step, **valid})
-                length, worst = worst_length(valid)
-                bar.write(f"step {step}: valid loss {valid['loss']:.4f}, token accuracy "
-                          f"{valid['token_accuracy']:.2%}, exact match {valid['exact_match']:.2%} "
-                          f"(worst length {length}: {worst:.2%})")
-            if (step % config.checkpoint_every == 0 or step == config.steps
+            if step % config.eval_every == 0 or done:
+                validate()
+            if (step % config.checkpoint_every == 0 or done
                     or time.perf_counter() - saved_time >= config.checkpoint_seconds):
                 save()
             if on_step is not None:
@@ -527,16 +550,26 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     if diverged:
         raise TrainingDiverged(f"{diverged}; training stopped, the last checkpoint (step {saved_at}) is "
                                f"{saved_to}")
-    seconds = seconds_before + time.perf_counter() - started
+    seconds = seconds_trained()
 
     # ---- the end: test score and pictures
     test = None
     if stop.received is None:
-        test = evaluate(model, splits.test, tokenizer, label_smoothing=config.label_smoothing)
-        log.write({"split": "test", "step": step, **test, "seconds": seconds})
-        plot_training(log.read(), out / "training.png",
-                      title=f"{config.task}: {config.model} model, batch {config.batch_size}")
-    return TrainRun(model, tokenizer, config, step, checkpoint_path, stop.received, test, seconds, skipped)
+        title = f"{config.name}: {config.model} model, batch {config.batch_size}"
+        if data is None:
+            test = evaluate(model, splits.test, tokenizer, label_smoothing=config.label_smoothing)
+            log.write({"split": "test", "step": step, "epoch": epoch(), **test, "seconds": seconds})
+        else:  # every test source, greedy
+            references = data.references("test")
+            test = decode_and_score(model, tokenizer, list(references), list(references.values()),
+                                    progress=progress)
+            log.write({"split": "test", "step": step, "epoch": epoch(), "minutes": seconds / 60, "seconds": seconds,
+                       **{key: value for key, value in test.items() if key != "predictions"}})
+            plot_learning_curve(log.read(), out / "learning_curve.png", error_rate_name(data.unit), title=title)
+        plot_training(log.read(), out / "training.png", title=title)
+    return TrainRun(model, tokenizer, config, step, checkpoint_path, stop.received, test, seconds, skipped,
+                    budget_spent=stop.received is None and step < config.steps and budget_spent(),
+                    best_step=best["step"] if best else None, data=data)
 
 
 def nonfinite_part(loss: float, grad_norm: float) -> str | None:
@@ -548,10 +581,15 @@ def nonfinite_part(loss: float, grad_norm: float) -> str | None:
     return None
 
 
-def restore(path, model, optimizer, schedule, train_batches: BatchStream) -> tuple[int, float]:
-    """Load a training checkpoint into the run; returns (step, seconds trained so far)."""
+def restore(path, model, optimizer, schedule, train_batches: BatchStream,
+            data: RunData | None = None) -> tuple[int, float, dict | None]:
+    """Load a training checkpoint into the run; returns (step, seconds trained so far,
+    the best validation so far: {"step", "error"} or None).  A real-data run is only
+    resumed on the data it was trained on (run_data.DataChanged otherwise)."""
     _, extra = read_run_config(path)
+    if data is not None:
+        check_fingerprints(extra["data_files"], data.fingerprints, path)
     load_checkpoint(path, model, optimizer, schedule)
     train_batches.load_state_dict(extra["data"])
     model.dropout_rng.bit_generator.state = extra["dropout_rng"]
-    return int(extra["step"]), float(extra.get("seconds", 0.0))
+    return int(extra["step"]), float(extra.get("seconds", 0.0)), extra.get("best")
