@@ -19,8 +19,9 @@ run's too:
     step        Adam with the run's betas and eps, label-smoothed cross-entropy with PAD
                 ignored, the global gradient norm clipped to the run's clip_norm, dropout
                 as configured (torch's own random masks)
-    budget      the run's --max-minutes of training time (the twin does not validate, so
-                all of it goes to training: if anything this favours the twin)
+    budget      the run's --max-minutes.  The twin's step count keeps the same share of the
+                budget for validation as ours, but the twin never validates, so it stops a
+                little early; its time and steps are printed beside ours
     scoring     greedy decoding of every test source (no KV cache in nn.TransformerDecoder:
                 each step re-runs the decoder on the prefix) and ``scoring.score``
 
