@@ -74,11 +74,25 @@ def run_train(args, with_torch: bool) -> dict:
             "flops_per_step": {name: train_step_flops(CONFIGS[name]) for name in args.configs}}
 
 
+def run_g2p(args, with_torch: bool) -> dict:
+    """Real-data throughput (benchmarks.g2p_bench): one fresh process per (threads, framework)."""
+    extra = ["--budget", "5", "--words", "400"] if args.quick else []
+    runs = []
+    for threads in args.threads:
+        for framework in ("minigrad", "torch") if with_torch else ("minigrad",):
+            result = run_child("benchmarks.g2p_bench", ["--framework", framework, "--threads", str(threads), *extra],
+                               threads=threads)
+            runs.append(result)
+            print(f"  {framework} {threads}t: {result['ms_per_step']:.0f} ms/step, "
+                  f"{result['words_per_s']:.0f} words/s decoded", flush=True)
+    return {"runs": runs}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes, steps and repeats (~1 minute)")
-    parser.add_argument("--only", nargs="+", choices=("ops", "kernels", "train"),
-                        default=["ops", "kernels", "train"], help="run only these parts")
+    parser.add_argument("--only", nargs="+", choices=("ops", "kernels", "train", "g2p"),
+                        default=["ops", "kernels", "train", "g2p"], help="run only these parts")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default 1 2)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=None,
                         help="training configs (default tiny small base; --quick: tiny small)")
@@ -116,6 +130,10 @@ def main(argv=None):
         results["train"] = run_train(args, with_torch)
         print(report.twin_table(results["train"]["twin_check"]))
         print(report.train_table(results["train"]))
+    if "g2p" in args.only:
+        print("\n== real data: CMUdict training and decoding (fresh process per run) ...", flush=True)
+        results["g2p"] = run_g2p(args, with_torch)
+        print(report.g2p_table(results["g2p"]))
     results["targets"] = report.targets(results, with_torch)
     print(report.targets_table(results["targets"]))
     results["elapsed_s"] = time.time() - started

@@ -125,6 +125,29 @@ def train_table(train):
             + _table(header, rows))
 
 
+def _g2p_by_threads(g2p):
+    """[(threads, minigrad run or None, torch run or None)] in order of threads."""
+    by = {(r["threads"], r["framework"]): r for r in (g2p or {}).get("runs", [])}
+    return [(t, by.get((t, "minigrad")), by.get((t, "torch"))) for t in sorted({t for t, _ in by})]
+
+
+def g2p_table(g2p):
+    rows = []
+    for threads, m, t in _g2p_by_threads(g2p):
+        rows.append([threads, _fmt(m and m["ms_per_step"], ".0f"), _fmt(t and t["ms_per_step"], ".0f"),
+                     _fmt(_ratio(m and m["ms_per_step"], t and t["ms_per_step"])),
+                     _fmt(m and m["target_tokens_per_s"], ".0f"), _fmt(t and t["target_tokens_per_s"], ".0f"),
+                     _fmt(m and m["words_per_s"], ".0f"), _fmt(t and t["words_per_s"], ".0f"),
+                     _fmt(_ratio(t and t["words_per_s"], m and m["words_per_s"])),
+                     "/".join(_fmt(r and r["load_average_1min"][0], ".1f") for r in (m, t))])
+    header = ["thr", "mg ms/step", "pt ms/step", "time mg/pt", "mg tgt tok/s", "pt tgt tok/s",
+              "mg words/s", "pt words/s", "decode time mg/pt", "load mg/pt"]
+    return ("CMUdict, the 'small' model of train --data cmudict: a full training step (with clipping) on real\n"
+            "batches, target tokens (EOS included, PAD not) per second; greedy decoding of test words in\n"
+            "batches of 200 (ours with its KV cache, torch.nn's decoder re-run on the prefix)\n"
+            + _table(header, rows))
+
+
 def targets(results, with_torch):
     """[(target, measured, passed or None when it could not be measured)]."""
     out = []
@@ -145,6 +168,13 @@ def targets(results, with_torch):
         minigrad_runs = [r for r in train["runs"] if r.get("framework") == "minigrad"]
         ok = bool(minigrad_runs) and all(r.get("float32_checked") for r in minigrad_runs)
         out.append(("float32 end to end (loss and all grads)", f"{len(minigrad_runs)} runs checked", ok))
+    for threads, m, t in _g2p_by_threads(results.get("g2p")):
+        if not (m and t):
+            continue
+        step = _ratio(m["ms_per_step"], t["ms_per_step"])
+        out.append((f"CMUdict training step mg/torch {threads}t <= 1.0", _fmt(step), step <= 1.0))
+        decode = _ratio(t["words_per_s"], m["words_per_s"])
+        out.append((f"CMUdict greedy decoding time mg/torch {threads}t <= 1.0", _fmt(decode), decode <= 1.0))
     ops = results.get("ops")
     if ops and "rows" in ops:
         add = next(r for r in ops["rows"] if r["op"] == "add" and r["size"] == "64x64")
