@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_main
 
 from minigrad.checkpoint import load_checkpoint
-from transformer.cli import main
 from transformer.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,23 +29,6 @@ def checkpoint(tmp_path_factory):
     return str(train(config, progress=False).checkpoint)
 
 
-def run_main(argv, capsys, stdin=None, monkeypatch=None):
-    """(exit status, stdout, stderr) of main(argv) in this process."""
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    try:
-        status = main(argv)
-    except SystemExit as e:  # argparse exits on usage errors and --help
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status, err, *words):
-    assert status != 0
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def test_train_command_prints_examples_and_the_exact_match(tmp_path, capsys):

@@ -15,21 +15,26 @@ import threading
 import time
 import tracemalloc
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error as one_line_error
+from cli_helpers import run_main
 from safetensors.numpy import load_file, save_file
 
 from minigrad import optim
 from minigrad.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigrad.files import write_atomically
 from transformer.checkpoints import load_trained
-from transformer.cli import main
 from transformer.interop import InteropError, export_safetensors, import_safetensors
 from transformer.model import Transformer, TransformerConfig
 from transformer.tasks import MAX_EXAMPLES, TASKS, make_splits
 from transformer.train import PREVIOUS, MetricsLog, RunWarning, TrainConfig, keep_previous, train
+
+assert_one_line_error = partial(one_line_error, expected_status=1)  # these failures exit 1 unless a test says otherwise
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
@@ -53,21 +58,6 @@ def bare_export(checkpoint, tmp_path_factory):
     return str(path)
 
 
-def run_main(argv, capsys):
-    """(exit status, stdout, stderr) of main(argv) in this process."""
-    try:
-        status = main(argv)
-    except SystemExit as e:  # argparse exits on usage errors
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status, err, *words, expected_status=1):
-    assert status == expected_status, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def cli(*argv, env=None, **run):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_main
 from safetensors.numpy import load_file, save_file
 
 from transformer.checkpoints import save_training_checkpoint
-from transformer.cli import main
 from transformer.interop import (
     InteropError,
     export_safetensors,
@@ -264,14 +264,6 @@ def checkpoint(tmp_path_factory):
     save_training_checkpoint(path, model, TOKENIZER, None, None, {"task": "dates"}, {"step": 5})
     return str(path)
 
-
-def run_main(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.mark.parametrize("names", ["torch", "minigrad"])

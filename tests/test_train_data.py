@@ -1,7 +1,6 @@
 """Training runs as a user of real data needs them: model sizes, a time budget, epochs,
 the best checkpoint, and translate in a pipe."""
 
-import io
 import json
 import subprocess
 import sys
@@ -9,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_main
 
 import transformer.train as train_module
 from transformer.checkpoints import load_trained, read_run_config
-from transformer.cli import main
 from transformer.run_data import load_run_data
 from transformer.train import (
     BUDGET_VALIDATION_SHARE,
@@ -35,23 +34,6 @@ def copy_config(tmp_path, name="run", **overrides):
     return TrainConfig.for_task("copy", **{**settings, **overrides})
 
 
-def run_main(argv, capsys, stdin=None, monkeypatch=None):
-    """(exit status, stdout, stderr) of main(argv) in this process."""
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    try:
-        status = main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status, err, *words):
-    assert status != 0
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def records(out, split):
