@@ -90,10 +90,9 @@ def minigrad_runner(model, config):
 
 def torch_runner(model, config, threads):
     import torch
-    import torch.nn.functional as F
 
+    from benchmarks.side_by_side import torch_train_step
     from transformer.interop import to_torch
-    from transformer.tokenizer import PAD
     from transformer.torch_model import greedy_decode
 
     torch.set_num_threads(threads)
@@ -101,13 +100,7 @@ def torch_runner(model, config, threads):
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
 
     def train_step(batch):
-        optimizer.zero_grad(set_to_none=True)
-        logits = module(torch.from_numpy(batch.src), torch.from_numpy(batch.tgt_in))
-        loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(batch.tgt_out).flatten(),
-                               ignore_index=PAD, label_smoothing=config.label_smoothing)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip_norm)
-        optimizer.step()
+        torch_train_step(module, optimizer, batch, config)
 
     def decode(src):
         return greedy_decode(module, src)

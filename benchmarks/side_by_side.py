@@ -50,15 +50,30 @@ def our_result(run: Path) -> dict:
     return tests[-1]
 
 
-def train_twin(run: Path, threads: int) -> dict:
+def torch_train_step(module, optimizer, batch, config) -> None:
+    """One step of train.py's loop in torch: label-smoothed cross-entropy with PAD ignored,
+    backward, the global gradient norm clipped to ``config.clip_norm``, the optimizer's step."""
     import torch
     import torch.nn.functional as F
+
+    from transformer.tokenizer import PAD
+
+    optimizer.zero_grad(set_to_none=True)
+    logits = module(torch.from_numpy(batch.src), torch.from_numpy(batch.tgt_in))
+    loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(batch.tgt_out).flatten(),
+                           ignore_index=PAD, label_smoothing=config.label_smoothing)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip_norm)
+    optimizer.step()
+
+
+def train_twin(run: Path, threads: int) -> dict:
+    import torch
 
     from transformer.checkpoints import read_run_config
     from transformer.interop import to_torch
     from transformer.run_data import load_run_data
     from transformer.scoring import score
-    from transformer.tokenizer import PAD
     from transformer.torch_model import translate
     from transformer.train import (
         BUDGET_TIMED_SHARE,
@@ -93,13 +108,7 @@ def train_twin(run: Path, threads: int) -> dict:
         started = time.perf_counter()
         for group in adam.param_groups:
             group["lr"] = lr.lr
-        adam.zero_grad(set_to_none=True)
-        logits = module(torch.from_numpy(batch.src), torch.from_numpy(batch.tgt_in))
-        loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(batch.tgt_out).flatten(),
-                               ignore_index=PAD, label_smoothing=config.label_smoothing)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip_norm)
-        adam.step()
+        torch_train_step(module, adam, batch, config)
         schedule.step()
         step += 1
         trained += time.perf_counter() - started
