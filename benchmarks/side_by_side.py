@@ -40,6 +40,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from minigrad.files import write_atomically
+
 
 def our_result(run: Path) -> dict:
     """The last test record of ``run``'s metrics.jsonl (written when the run finished)."""
@@ -151,7 +153,7 @@ def main(argv=None):
     print(f"{'torch.nn':>10} {twin['steps']:>7} {twin['minutes']:>8.1f} "
           f"{twin['word_error_rate']:>16.2%} {twin['token_error_rate']:>17.2%}")
     path = args.run / "side_by_side.json"
-    path.write_text(json.dumps({"minigrad": ours, "torch": twin}, indent=1))
+    write_atomically(path, json.dumps({"minigrad": ours, "torch": twin}, indent=1))
     print(f"wrote {path}")
 
 

@@ -118,6 +118,16 @@ def _stream(path: str, contents):
         _write(f, contents)
 
 
+def is_stream(path) -> bool:
+    """Whether ``path`` is a character device or a FIFO (following links), which
+    ``write_atomically`` streams into instead of replacing."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)  # the only way to read the umask is to set it
     os.umask(mask)

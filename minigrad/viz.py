@@ -42,6 +42,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
+from minigrad.files import is_stream, write_atomically
 from minigrad.tensor import Tensor
 from minigrad.tracing import Trace, norm
 
@@ -625,7 +626,9 @@ def dot_options(backward, show_data, show_grad, trace, rankdir="TB", title=None)
 def render(roots, path, format=None, **options) -> Path:
     """Draw ``to_dot(roots, **options)`` into ``path`` as SVG, PNG or PDF (from
     ``format``, else the file's suffix, else SVG) with Graphviz's ``dot``; returns the
-    path written.  The interactive page is ``minigrad.html.to_html(roots, ...).save(path)``."""
+    path written: ``path``, with the format's suffix added if it has another, unless it
+    is a character device or a FIFO (``/dev/stdout``).  Written atomically
+    (``minigrad.files.write_atomically``).  The interactive page is ``minigrad.html.to_html(roots, ...).save(path)``."""
     if shutil.which("dot") is None:
         raise RuntimeError(NO_DOT_MESSAGE)
     path = Path(path)
@@ -634,12 +637,11 @@ def render(roots, path, format=None, **options) -> Path:
         raise ValueError("render: for the interactive page use minigrad.html.to_html(roots, ...).save(path)")
     if format not in FORMATS:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if path.suffix.lstrip(".").lower() != format:
+    if path.suffix.lstrip(".").lower() != format and not is_stream(path):  # /dev/stdout stays itself
         path = path.with_name(path.name + "." + format)
     picture = to_dot(roots, **options).pipe(format=format)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(picture)
-    return path
+    return write_atomically(path, picture)
 
 
 __all__ = ["to_dot", "render", "FREED_MESSAGE", "NO_DOT_MESSAGE"]

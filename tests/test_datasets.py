@@ -12,12 +12,14 @@ from transformer.datasets import (
     DATASETS,
     MissingDataPackage,
     baseline_error_rates,
+    compare_with_baseline,
     describe_error_rates,
     load_dataset,
     pinyin_baseline,
     pinyin_character_readings,
     pinyin_training_extras,
     polyphonic_characters,
+    syllable_error_rates,
 )
 from transformer.pairs import group_by_source, split_by_source
 
@@ -143,6 +145,26 @@ def test_baseline_reads_each_character_alone_and_is_scored_against_the_best_refe
 
 
 @pytest.mark.requires("pypinyin")
+def test_a_model_s_outputs_are_scored_by_the_baseline_s_groups_and_compared_with_it():
+    sources, references = ["银行", "一不小心"], [["yin2 hang2"], ["yi2 bu4 xiao3 xin1"]]
+    outputs = ["yin2 hang2", "yi2 bu4 xiao3 xin1 le5"]  # an extra syllable is not counted
+    assert syllable_error_rates(sources, outputs, references) == {
+        "all": (0, 6), "polyphonic": (0, 3), "一": (0, 1), "不": (0, 1)}
+    outputs = ["yin2 hang2", "yi2 bu4"]  # the two syllables left out are wrong
+    assert syllable_error_rates(sources, outputs, references) == {
+        "all": (2, 6), "polyphonic": (0, 3), "一": (0, 1), "不": (0, 1)}
+    # the baseline reads yin2 xing2 and yi1 bu4 xiao3 xin1
+    assert compare_with_baseline(sources, outputs, references).splitlines() == [
+        "syllables wrong, model and per-character baseline (each character's most frequent reading):",
+        "  all        model  33.3% (2), baseline  33.3% (2) of 6",
+        "  polyphonic model   0.0% (0), baseline  66.7% (2) of 3",
+        "  一          model   0.0% (0), baseline 100.0% (1) of 1",
+        "  不          model   0.0% (0), baseline   0.0% (0) of 1",
+        "1 phrases the model reads right and the baseline wrong; 0 the other way round",
+        "  银行 → yin2 hang2 (baseline: yin2 xing2)"]
+
+
+@pytest.mark.requires("pypinyin")
 def test_baseline_error_rates_on_the_seed_0_test_split():
     test = split_by_source(load_dataset("pinyin"), seed=0).test
     rates = {group: wrong / total for group, (wrong, total) in baseline_error_rates(test).items()}
@@ -193,3 +215,18 @@ def test_the_summary_command_prints_sizes_and_the_baseline(capsys):
     assert re.match(r"pinyin: [\d,]+ sources, [\d,]+ pairs, \d+ sources with several references, "
                     r"[\d,]+ distinct syllables \(loaded in [\d.]+ s\)\n", out)
     assert "per-character baseline on the seed-0 test split" in out and "polyphonic" in out and "licence: MIT" in out
+
+
+@pytest.mark.requires("pypinyin")
+def test_the_scores_of_a_pinyin_model_end_with_the_baseline_comparison_and_no_other_data_s_do(capsys):
+    from transformer.cli import show_scores
+    from transformer.scoring import score
+
+    sources, references = ["银行", "一不小心"], [["yin2 hang2"], ["yi2 bu4 xiao3 xin1"]]
+    outputs = ["yin2 hang2", "yi2 bu4"]
+    result = {**score(outputs, references, sources=sources), "predictions": outputs}
+    show_scores(result, sources, references, "syllable", "pinyin")
+    shown = capsys.readouterr().out
+    assert compare_with_baseline(sources, outputs, references, 10) in shown
+    show_scores(result, sources, references, "syllable", "words.tsv")
+    assert "baseline" not in capsys.readouterr().out

@@ -280,3 +280,17 @@ def test_max_len_is_accepted_up_to_the_model_s_positions_minus_bos_and_refused_p
         for bad in (0, 16):
             with pytest.raises(ValueError, match=rf"decoding: max_len must be in \[1, 15\] for this model, got {bad}"):
                 decode(model, src, max_len=bad)
+
+
+def test_a_row_s_default_cap_is_its_own_source_length_so_batch_mates_never_change_its_output():
+    model = rigged_model(0, -50.0, max_len=40)  # EOS never wins: every row runs to its cap
+    short, long = [4, 5], [4] * 12
+    batch = np.array([short + [PAD] * 10, long])
+    for decode in (greedy_decode, beam_search):
+        alone = decode(model, np.array([short]))
+        together = decode(model, batch)
+        assert alone.shape == (1, 18)  # 2 + 16
+        assert together.shape == (2, 28)  # 12 + 16
+        np.testing.assert_array_equal(together[0, :18], alone[0])
+        assert (together[0, 18:] == PAD).all()
+        np.testing.assert_array_equal(together[1], decode(model, np.array([long]))[0])

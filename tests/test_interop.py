@@ -408,9 +408,10 @@ def test_torch_greedy_decoding_matches_ours():
     from transformer.torch_model import greedy_decode as torch_greedy_decode
 
     model = make_model("pre-norm, gelu", dtype=np.float64)
-    ours = greedy_decode(model, SRC, max_len=12)
-    theirs = torch_greedy_decode(to_torch(model), SRC, max_len=12)
-    np.testing.assert_array_equal(ours, theirs)
+    for max_len in (12, None):  # None: each row's own cap, its source length + 16
+        ours = greedy_decode(model, SRC, max_len=max_len)
+        theirs = torch_greedy_decode(to_torch(model), SRC, max_len=max_len)
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.requires("torch")

@@ -127,3 +127,12 @@ def test_unknown_source_units_are_named_in_the_units_of_the_source():
     with pytest.raises(CommandError, match=r"^'TH ZH T Q' contains symbols the model does not know: 'ZH Q' "
                                            r"\(it knows 'AE1 AH0 AO1 AW1 B D G K T TH'\)$"):
         check_known_chars(reverse, ["TH ZH T Q"])
+
+
+def test_a_long_vocabulary_is_not_listed_in_the_refusal():
+    from transformer.cli import KNOWN_UNITS_SHOWN, CommandError, check_known_chars
+    from transformer.tokenizer import CharTokenizer, TokenizerPair
+
+    hanzi = CharTokenizer.from_texts([chr(0x4E00 + i) for i in range(KNOWN_UNITS_SHOWN + 1)])
+    with pytest.raises(CommandError, match=r"^'银行' contains characters the model does not know: '银行'$"):
+        check_known_chars(TokenizerPair(hanzi, PAIR.target), ["银行"])

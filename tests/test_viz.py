@@ -4,8 +4,10 @@ Node ids in the DOT text are t<k> (tensors), op<k> (ops), box<k> (collapsed scop
 the pictures can be counted from ``.source``.
 """
 
+import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,6 +400,18 @@ def test_render_png_and_pdf_have_their_signatures(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pdf = render(neuron(), tmp_path / "neuron.pdf", backward=True)
     assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.requires("dot")
+def test_render_into_a_device_or_fifo_writes_there_without_adding_a_suffix(tmp_path):
+    assert render(neuron(), os.devnull) == Path(os.devnull)
+    assert not Path(os.devnull + ".svg").exists()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb") as reader:
+        assert render(neuron(), fifo, format="png") == fifo
+        assert reader.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
 @pytest.mark.requires("dot")

@@ -157,7 +157,7 @@ def train_and_show(args, given):
         references = run.data.references("test")
         print(f"\ntest split, {len(references):,} sources, greedy decoding, after {run.step} steps "
               f"(epoch {run.step * config.batch_size / len(run.data.splits.train):.1f}), {run.seconds / 60:.1f} min:")
-        show_scores(run.test, list(references), list(references.values()), run.data.unit)
+        show_scores(run.test, list(references), list(references.values()), run.data.unit, config.data)
         print(f"best validation at step {run.best_step}: {Path(config.out) / 'best.npz'}")
         print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}, "
               f"{Path(config.out) / 'learning_curve.png'}")
@@ -180,13 +180,18 @@ def train_and_show(args, given):
     print(f"checkpoint: {run.checkpoint}   curves: {Path(config.out) / 'training.png'}")
 
 
-def show_scores(result, sources, references, unit, shown=EXAMPLES_SHOWN):
-    """Print a ``scoring`` result: the two error rates, the table by source length and the
-    first ``shown`` sources decoded wrong."""
+def show_scores(result, sources, references, unit, data=None, shown=EXAMPLES_SHOWN):
+    """Print a ``scoring`` result: the two error rates, the table by source length, for the
+    pinyin data the comparison with reading each character alone, and the first ``shown``
+    sources decoded wrong."""
     from transformer.scoring import format_scores, format_scores_by_length
 
     print(format_scores(result, unit))
     print(f"\nby source length:\n{format_scores_by_length(result, unit)}")
+    if data == "pinyin":
+        from transformer.datasets import compare_with_baseline
+
+        print(f"\n{compare_with_baseline(sources, result['predictions'], references, shown)}")
     wrong = [(source, output, refs) for source, output, refs in zip(sources, result["predictions"], references)
              if output not in refs]
     if wrong:
@@ -317,7 +322,8 @@ def score_on(trained, config, path, references, args, what):
     decoding = "greedy decoding" if args.beam == 1 else f"beam search (beam {args.beam})"
     print(f"{config.name} model of {path} after {trained.step} steps, on {what}: {len(sources):,} sources, "
           f"{decoding}")
-    show_scores(result, sources, list(references.values()), target_unit(config.data, trained.tokenizer.target))
+    show_scores(result, sources, list(references.values()), target_unit(config.data, trained.tokenizer.target),
+                config.data)
 
 
 def evaluate_task(trained, config, path):
@@ -393,17 +399,30 @@ def task_of(trained, path, needed_for: str) -> str:
     return task
 
 
+KNOWN_UNITS_SHOWN = 100  # a refusal lists the vocabulary when it is at most this long
+
+
+def unknown_units(source, text) -> str | None:
+    """What ``text`` holds that the ``source`` tokenizer does not know, in words, or None;
+    with a short vocabulary, what it does know too (CMUdict's: lowercase letters and ')."""
+    unknown = source.unknown(text)
+    if not unknown:
+        return None
+    message = f"{text!r} contains {source.unit_name} the model does not know: {source.separator.join(unknown)!r}"
+    if len(source.units) <= KNOWN_UNITS_SHOWN:
+        message += f" (it knows {source.separator.join(source.units)!r})"
+    return message
+
+
 def check_known_chars(tokenizer, texts):
     """CommandError naming the first text that is empty or has units (characters, symbols)
     outside the source vocabulary."""
-    source = tokenizer.source
     for text in texts:
         if not text:
             raise CommandError("an empty text: give at least one character")
-        unknown = source.unknown(text)
-        if unknown:
-            raise CommandError(f"{text!r} contains {source.unit_name} the model does not know: "
-                               f"{source.separator.join(unknown)!r} (it knows {source.separator.join(source.units)!r})")
+        problem = unknown_units(tokenizer.source, text)
+        if problem:
+            raise CommandError(problem)
 
 
 def text_problem(trained, text) -> str | None:
@@ -413,10 +432,9 @@ def text_problem(trained, text) -> str | None:
 
     if not text:
         return "an empty text"
-    source = trained.tokenizer.source
-    unknown = source.unknown(text)
-    if unknown:
-        return f"{text!r} contains {source.unit_name} the model does not know: {source.separator.join(unknown)!r}"
+    problem = unknown_units(trained.tokenizer.source, text)
+    if problem:
+        return problem
     if trained.train_config.get("task"):
         try:  # e.g. the year 2126 for dates
             check_source(trained.train_config["task"], text)

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import NamedTuple
 
@@ -198,19 +198,22 @@ def polyphonic_characters() -> frozenset[str]:
 BASELINE_GROUPS = ("all", "polyphonic", "一", "不")
 
 
-def baseline_error_rates(pairs: Iterable[Pair]) -> dict[str, tuple[int, int]]:
-    """How often ``pinyin_baseline`` gets a syllable wrong: group -> (wrong, total) syllables.
+def syllable_error_rates(sources: Sequence[str], outputs: Sequence[str],
+                         references: Sequence[Sequence[str]]) -> dict[str, tuple[int, int]]:
+    """How often the outputs get a character's syllable wrong: group -> (wrong, total).
 
     Groups: ``all`` syllables, those of ``polyphonic`` characters (more than one reading in
     the character dictionary), and those of 一 and of 不, whose tone changes with the next
-    syllable.  A phrase with several references is scored against the one it matches best.
+    syllable.  Each output is compared position by position with the reference of its
+    source that it matches best; a missing syllable is wrong, an extra one is not counted.
     """
     polyphonic = polyphonic_characters()
     counts = {group: [0, 0] for group in BASELINE_GROUPS}
-    for source, targets in group_by_source(pairs).items():
-        guess = pinyin_baseline(source).split()
-        references = [target.split() for target in targets]
-        best = min(references, key=lambda reference: sum(map(str.__ne__, guess, reference)))
+    for source, output, targets in zip(sources, outputs, references, strict=True):
+        guess = output.split()[:len(source)]
+        guess += [""] * (len(source) - len(guess))
+        best = min((target.split() for target in targets),
+                   key=lambda reference: sum(map(str.__ne__, guess, reference)))
         for character, guessed, right in zip(source, guess, best):
             groups = ["all"]
             if character in polyphonic:
@@ -223,10 +226,38 @@ def baseline_error_rates(pairs: Iterable[Pair]) -> dict[str, tuple[int, int]]:
     return {group: (wrong, total) for group, (wrong, total) in counts.items()}
 
 
+def baseline_error_rates(pairs: Iterable[Pair]) -> dict[str, tuple[int, int]]:
+    """``syllable_error_rates`` of ``pinyin_baseline`` on ``pairs``."""
+    groups = group_by_source(pairs)
+    return syllable_error_rates(list(groups), [pinyin_baseline(source) for source in groups], list(groups.values()))
+
+
 def describe_error_rates(rates: dict[str, tuple[int, int]]) -> str:
     """One line: ``"all 6.1% (1,234 of 20,000 syllables), polyphonic ..."``."""
     return ", ".join(f"{group} {100 * wrong / max(total, 1):.1f}% ({wrong:,} of {total:,} syllables)"
                      for group, (wrong, total) in rates.items())
+
+
+def compare_with_baseline(sources: Sequence[str], outputs: Sequence[str], references: Sequence[Sequence[str]],
+                          shown: int = 10) -> str:
+    """A model's pinyin outputs against ``pinyin_baseline``: the syllable error rate of
+    both in each of BASELINE_GROUPS, how many phrases one gets right and the other wrong,
+    and the first ``shown`` phrases the model gets right and the baseline wrong."""
+    guesses = [pinyin_baseline(source) for source in sources]
+    ours = syllable_error_rates(sources, outputs, references)
+    theirs = syllable_error_rates(sources, guesses, references)
+    lines = ["syllables wrong, model and per-character baseline (each character's most frequent reading):"]
+    for group in BASELINE_GROUPS:
+        (wrong, total), (baseline_wrong, _) = ours[group], theirs[group]
+        lines.append(f"  {group:<10} model {100 * wrong / max(total, 1):5.1f}% ({wrong:,}), "
+                     f"baseline {100 * baseline_wrong / max(total, 1):5.1f}% ({baseline_wrong:,}) of {total:,}")
+    won = [(source, output, guess) for source, output, guess, targets in zip(sources, outputs, guesses, references)
+           if output in targets and guess not in targets]
+    lost = sum(output not in targets and guess in targets
+               for output, guess, targets in zip(outputs, guesses, references))
+    lines.append(f"{len(won):,} phrases the model reads right and the baseline wrong; {lost:,} the other way round")
+    lines += [f"  {source} → {output} (baseline: {guess})" for source, output, guess in won[:shown]]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- summary

@@ -5,8 +5,9 @@ each step feeds only the newest token and reuses the keys/values of earlier posi
 (and the projected encoder memory), so a step costs O(T) instead of O(T²).  Without
 the cache every step re-runs the decoder on the whole prefix — slower, same result.
 
-Outputs are (B, T) int64 token arrays without BOS; each row ends with its EOS and is
-padded with PAD after it.  Every loop is bounded by ``max_len``, so decoding always ends.
+Outputs are (B, T) int64 token arrays without BOS; each row ends with its EOS, or at its
+length cap (``max_lengths``), and is padded with PAD after it.  Every loop is bounded by
+the caps, so decoding always ends.
 
 Only real output tokens and EOS are ever chosen.  PAD ("nothing here") and BOS ("start")
 are inputs, never predictions, and UNK stands for an input character outside the
@@ -51,13 +52,17 @@ def _check_source(model, src):
     return src
 
 
-def _default_max_len(model, src, max_len):
-    limit = model.config.max_len - 1  # positions 0..max_len-1, BOS takes the first
+def max_lengths(model_max_len, src, max_len=None):
+    """Each row's cap on output tokens, (B,) int: ``max_len`` for every row if given, else
+    the row's own source length + 16 (its tokens other than PAD), at most model_max_len - 1
+    (BOS takes the first position).  Per row, so a text's output never depends on the
+    other texts decoded beside it."""
+    limit = model_max_len - 1
     if max_len is None:
-        return min(src.shape[1] + 16, limit)
+        return np.minimum((np.asarray(src) != PAD).sum(axis=1) + 16, limit)
     if not 1 <= max_len <= limit:
         raise ValueError(f"decoding: max_len must be in [1, {limit}] for this model, got {max_len}")
-    return max_len
+    return np.full(len(src), max_len)
 
 
 def _next_logits(model, tokens, memory, src_mask, cache, step):
@@ -87,12 +92,13 @@ def greedy_decode(model, src, max_len=None, *, use_cache=True, return_logits=Fal
     """Pick the most probable token at every step (PAD, BOS and UNK are never chosen).
 
     src (B, S) int -> tokens (B, T) int64 (and, with ``return_logits``, logits (B, T, V)).
-    Stops when every row has produced EOS, or after ``max_len`` tokens (default
-    min(S + 16, config.max_len - 1)).  logits[b, t] is the model's distribution from which
-    tokens[b, t] was chosen; after row b's EOS nothing is decoded, so there it is NaN.
+    A row stops at its EOS or after ``max_len`` tokens (default: its source length + 16, at
+    most config.max_len - 1; see ``max_lengths``), and is PAD after that.  logits[b, t] is
+    the model's distribution from which tokens[b, t] was chosen; after a row has stopped
+    nothing is decoded, so there it is NaN.
     """
     src = _check_source(model, src)
-    max_len = _default_max_len(model, src, max_len)
+    caps = max_lengths(model.config.max_len, src, max_len)
     with _inference(model):
         src_mask = model.src_mask(src)
         memory = model.encode(src, src_mask)
@@ -100,12 +106,12 @@ def greedy_decode(model, src, max_len=None, *, use_cache=True, return_logits=Fal
         tokens = np.full((src.shape[0], 1), BOS, dtype=np.int64)
         finished = np.zeros(src.shape[0], dtype=bool)
         step_logits = []
-        for step in range(max_len):
+        for step in range(caps.max()):
             logits = _next_logits(model, tokens, memory, src_mask, cache, step)  # (B, V)
             step_logits.append(np.where(finished[:, None], np.nan, logits))
             next_token = np.where(finished, PAD, _exclude_never_chosen(logits).argmax(-1))
             tokens = np.concatenate([tokens, next_token[:, None]], axis=1)
-            finished |= next_token == EOS
+            finished |= (next_token == EOS) | (step + 1 >= caps)
             if finished.all():
                 break
     if return_logits:
@@ -131,7 +137,7 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
     if beam_size < 1:
         raise ValueError(f"beam_search: beam_size must be at least 1, got {beam_size}")
     src = _check_source(model, src)
-    max_len = _default_max_len(model, src, max_len)
+    caps = max_lengths(model.config.max_len, src, max_len)
     b_size, k = src.shape[0], beam_size
     with _inference(model):
         src_mask = model.src_mask(src)
@@ -146,7 +152,7 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
         finished = [[] for _ in range(b_size)]  # (normalized score, tokens) per example
         done = np.zeros(b_size, dtype=bool)
 
-        for step in range(max_len):
+        for step in range(caps.max()):
             logits = _next_logits(model, tokens, memory, src_mask, cache, step)  # (B·K, V)
             log_probs = _exclude_never_chosen(mg.log_softmax(mg.Tensor(logits), -1).data)
             vocab = log_probs.shape[-1]
@@ -181,12 +187,15 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
             if cache is not None:
                 for self_cache, _ in cache:  # cross-attention caches are equal within an example
                     self_cache.reorder(order)
-
-        for b in np.flatnonzero(~done):  # out of steps: unfinished hypotheses compete too
-            for j in range(k):
-                if scores[b, j] > -np.inf:
-                    hypothesis = tokens[b * k + j, 1:].tolist()
-                    finished[b].append((scores[b, j] / length_normalizer(len(hypothesis), length_penalty), hypothesis))
+            for b in np.flatnonzero(~done & (step + 1 >= caps)):  # out of steps: unfinished hypotheses compete too
+                for j in range(k):
+                    if scores[b, j] > -np.inf:
+                        hypothesis = tokens[b * k + j, 1:].tolist()
+                        finished[b].append((scores[b, j] / length_normalizer(len(hypothesis), length_penalty),
+                                            hypothesis))
+                done[b] = True
+            if done.all():
+                break
     return _pad_rows([max(hyps, key=lambda h: h[0])[1] for hyps in finished])
 
 

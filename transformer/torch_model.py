@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transformer.decoding import NEVER_CHOSEN, _until_eos
+from transformer.decoding import NEVER_CHOSEN, _until_eos, max_lengths
 from transformer.embedding import sinusoidal_table
 from transformer.model import TransformerConfig
 from transformer.tokenizer import BOS, EOS
@@ -96,18 +96,17 @@ def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> 
     (B, T) int64, EOS then PAD per row."""
     was_training = module.training
     module.eval()
+    caps = torch.as_tensor(max_lengths(module.config.max_len, src, max_len))
     src = torch.as_tensor(np.asarray(src))
-    if max_len is None:
-        max_len = min(src.shape[1] + 16, module.config.max_len - 1)
     memory = module.encode(src)
     tokens = torch.full((src.shape[0], 1), BOS, dtype=torch.int64)
     finished = torch.zeros(src.shape[0], dtype=torch.bool)
-    for _ in range(max_len):
+    for step in range(int(caps.max())):
         logits = module.project(module.decode(tokens, memory, src)[:, -1])  # (B, V)
         logits[:, list(NEVER_CHOSEN)] = -math.inf
         next_token = torch.where(finished, module.config.pad_id, logits.argmax(-1))
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-        finished |= next_token == EOS
+        finished |= (next_token == EOS) | (step + 1 >= caps)
         if finished.all():
             break
     module.train(was_training)
