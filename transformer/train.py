@@ -388,11 +388,12 @@ class TrainRun:
 # process is left out (it is slower: caches are cold).  The steps that fit are those
 # that fit what is left of the budget at the mean speed of the timed steps, less
 # BUDGET_VALIDATION_SHARE of it kept for validation and checkpoints.  Batches hold one
-# source length each, so step times vary with the batch: the mean of 50 CMUdict steps
-# ranged from 114 to 152 ms between runs on one machine, and a run that timed 146 ms
-# would have ended its schedule 11 minutes before its hour.  300 steps are 40 seconds
-# of CMUdict, within its warmup of 500 steps, where the lr does not depend on the
-# step count being fitted.
+# source length each, so step times vary with the batch, and the first seconds of a
+# run may overlap another process starting up: the mean of 50 CMUdict steps ranged
+# from 114 to 152 ms between runs on one 2-core machine (each beside another run), and
+# a run that timed 146 ms would have ended its schedule 11 minutes before its hour.
+# 300 steps are 40 seconds of CMUdict, within its warmup of 500 steps, where the lr
+# does not depend on the step count being fitted.
 BUDGET_TIMED_STEPS = 300
 BUDGET_TIMED_SHARE = 0.1
 BUDGET_VALIDATION_SHARE = 0.05
