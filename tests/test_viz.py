@@ -7,7 +7,6 @@ the pictures can be counted from ``.source``.
 import os
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,9 +402,8 @@ def test_render_png_and_pdf_have_their_signatures(tmp_path):
 
 
 @pytest.mark.requires("dot")
-def test_render_into_a_device_or_fifo_writes_there_without_adding_a_suffix(tmp_path):
-    assert render(neuron(), os.devnull) == Path(os.devnull)
-    assert not Path(os.devnull + ".svg").exists()
+def test_render_into_a_fifo_writes_there_without_adding_a_suffix(tmp_path):
+    # A FIFO in tmp_path rather than /dev/null: a broken render would leave /dev/null.svg behind.
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb") as reader:
