@@ -128,7 +128,7 @@ def train_twin(run: Path, threads: int) -> dict:
     started = time.perf_counter()
     predictions = []
     for i in range(0, len(sources), 200):
-        predictions += translate(module, data.tokenizer, sources[i:i + 200])
+        predictions += translate(module, data.tokenizer, sources[i:i + 200], extra_tokens=data.extra_tokens)
     decode_seconds = time.perf_counter() - started
     result = score(predictions, [references[s] for s in sources], split=data.tokenizer.target.split,
                    sources=sources, source_split=data.tokenizer.source.split)

@@ -14,6 +14,7 @@ from minigrad import checkpoint, optim
 from minigrad.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from minigrad.files import write_atomically
 from transformer.checkpoints import load_trained, read_run_config, save_training_checkpoint, validate_model_config
+from transformer.decoding import EXTRA_TOKENS
 from transformer.model import Transformer, TransformerConfig
 from transformer.tasks import tokenizer_for
 from transformer.train import TrainConfig
@@ -199,6 +200,12 @@ def test_a_config_of_legal_fields_that_would_need_gigabytes_is_refused():
      f"the stored tokenizer has {V} source and {V} target tokens but the model's vocabularies have "
      f"{V + 1} \\(source\\) and {V + 1} \\(target\\)"),
     (lambda m: m.__setitem__("version", 7), "checkpoint format version 7"),
+    (lambda m: m["config"].__setitem__("decoding", {"extra_tokens": -1}),
+     r'the stored decoding settings must be {"extra_tokens": an integer in \[0, 64\]}, got {'),
+    (lambda m: m["config"].__setitem__("decoding", {"extra_tokens": 65}), "the stored decoding settings"),
+    (lambda m: m["config"].__setitem__("decoding", {"extra_tokens": True}), "the stored decoding settings"),
+    (lambda m: m["config"].__setitem__("decoding", [0]), "the stored decoding settings"),
+    (lambda m: m["config"].__setitem__("decoding", {"extra_tokens": 0, "beam": 4}), "the stored decoding settings"),
 ])
 def test_a_training_state_that_cannot_be_resumed_is_refused(good, change, match):
     path = rewritten(good, "bad.npz", change)
@@ -210,6 +217,9 @@ def test_the_good_checkpoint_reads_and_loads(good):
     assert extra["step"] == STEPS and extra["seconds"] == 1.5
     trained = load_trained(good)
     assert trained.step == STEPS and trained.model.config == TransformerConfig(V, V, **MICRO)
+    assert trained.extra_tokens == EXTRA_TOKENS  # a task's checkpoint records no cap: the default
+    capped = rewritten(good, "capped.npz", lambda m: m["config"].__setitem__("decoding", {"extra_tokens": 0}))
+    assert load_trained(capped).extra_tokens == 0
 
 
 # ----------------------------------------------------------------------------- members and weights

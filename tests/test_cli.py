@@ -381,8 +381,8 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path, unbuffered):
 def test_a_second_ctrl_c_during_a_save_is_quiet_and_the_save_completes(tmp_path):
     two_ctrl_cs_in_the_first_save = (
         "import os, transformer.train as t\nreal = t.save_training_checkpoint\n"
-        "def save(*a):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    real(*a)\n"
+        "def save(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    real(*a, **k)\n"
         "t.save_training_checkpoint = save\n")
     run = start_training(tmp_path, "--steps", "6", "--checkpoint-every", "3", script=two_ctrl_cs_in_the_first_save)
     out, err = run.communicate(timeout=120)

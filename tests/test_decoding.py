@@ -294,3 +294,14 @@ def test_a_row_s_default_cap_is_its_own_source_length_so_batch_mates_never_chang
         np.testing.assert_array_equal(together[0, :18], alone[0])
         assert (together[0, 18:] == PAD).all()
         np.testing.assert_array_equal(together[1], decode(model, np.array([long]))[0])
+
+
+def test_extra_tokens_sets_how_far_past_its_source_a_row_may_run():
+    model = rigged_model(0, -50.0, max_len=40)  # EOS never wins: every row runs to its cap
+    batch = np.array([[4, 5, PAD], [4, 4, 4]])
+    for decode in (greedy_decode, beam_search):
+        assert (decode(model, batch, extra_tokens=0) != PAD).sum(axis=1).tolist() == [2, 3]
+        assert (decode(model, batch, extra_tokens=3) != PAD).sum(axis=1).tolist() == [5, 6]
+        for bad in (-1, 1.5, None):
+            with pytest.raises(ValueError, match="extra_tokens must be an integer >= 0"):
+                decode(model, batch, extra_tokens=bad)

@@ -472,10 +472,10 @@ def test_a_hang_up_ignored_when_the_run_began_stays_ignored(tmp_path):
 def test_a_second_ctrl_c_during_a_save_lets_the_save_finish(tmp_path, monkeypatch, sigint_handled):
     real_save = train_module.save_training_checkpoint
 
-    def save_under_two_ctrl_cs(*args):
+    def save_under_two_ctrl_cs(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)  # the first asks to stop after this step ...
         os.kill(os.getpid(), signal.SIGINT)  # ... the second, while saving, must not cut the save short
-        real_save(*args)
+        real_save(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "save_training_checkpoint", save_under_two_ctrl_cs)
     run = train(small_config(tmp_path, "run", checkpoint_every=2), progress=False)

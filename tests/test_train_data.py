@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_main
 
+import transformer.decoding as decoding
 import transformer.train as train_module
 from transformer.checkpoints import load_trained, read_run_config
 from transformer.run_data import load_run_data
+from transformer.tokenizer import EOS
 from transformer.train import (
     BUDGET_VALIDATION_SHARE,
     SettingError,
@@ -274,6 +276,36 @@ def test_train_on_a_pairs_file_through_the_cli(tmp_path, capsys):
     assert test["examples"] == len(run_data.references("test"))
     stored = read_run_config(tmp_path / "run" / "checkpoint.npz")[0]
     assert stored["tokenizer"]["type"] == "pair" and stored["tokenizer"]["target"]["type"] == "symbol"
+
+
+def test_a_data_run_records_how_far_past_its_source_an_output_may_run_and_every_command_keeps_to_it(
+        tmp_path, capsys, monkeypatch):
+    words = some_words(150)  # one target symbol per letter: no pair runs past its source
+    data = write_pairs(tmp_path / "words.tsv", words)
+    assert load_run_data(TrainConfig.for_data(data)).extra_tokens == 0
+    longer = write_pairs(tmp_path / "longer.tsv", words, ["ab\tAH BH X Y Z\n"])
+    assert load_run_data(TrainConfig.for_data(longer, valid=data, test=data)).extra_tokens == 3
+    status, _, err = run_main(data_argv(data, tmp_path / "run"), capsys)
+    assert status == 0, err
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    assert read_run_config(checkpoint)[0]["decoding"] == {"extra_tokens": 0}
+    assert load_trained(checkpoint).extra_tokens == 0
+    exported = str(tmp_path / "run.safetensors")
+    assert run_main(["export", str(checkpoint), "--out", exported], capsys)[0] == 0
+    next_logits = decoding._next_logits
+
+    def never_eos(*args):  # only the cap can end an output
+        logits = next_logits(*args)
+        logits[:, EOS] = -1e9
+        return logits
+
+    monkeypatch.setattr(decoding, "_next_logits", never_eos)
+    texts = ["ab", "abcdef", "h"]
+    for path in (str(checkpoint), exported):
+        for beam in ("1", "3"):
+            status, out, err = run_main(["translate", "--checkpoint", path, "--beam", beam, *texts], capsys)
+            assert status == 0, err
+            assert [len(line.split()) for line in out.splitlines()] == [len(text) for text in texts]
 
 
 def test_valid_and_test_files_replace_the_held_out_shares_and_overlap_is_warned(tmp_path, capsys):

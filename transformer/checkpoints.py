@@ -4,7 +4,8 @@ the model (translate, attention maps, graphs) on its own.
 On top of minigrad's checkpoint (model, optimizer and schedule arrays, atomic save) it
 holds, as JSON:
 
-    config = {"model": TransformerConfig, "train": TrainConfig, "tokenizer": vocabulary}
+    config = {"model": TransformerConfig, "train": TrainConfig, "tokenizer": vocabulary,
+              "decoding": {"extra_tokens": 0}}       # real data only: decoding's length cap
     extra  = {"step": 1200, "data": BatchStream state, "dropout_rng": Generator state, ...}
 
     >>> trained = load_trained("runs/dates/checkpoint.npz")      # doctest: +SKIP
@@ -31,6 +32,7 @@ from minigrad.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
+from transformer.decoding import EXTRA_TOKENS
 from transformer.model import Transformer, TransformerConfig
 from transformer.tokenizer import Tokenizer, TokenizerPair, tokenizer_from_dict
 from transformer.train_config import TrainConfig
@@ -113,9 +115,12 @@ def model_elements(c: TransformerConfig) -> int:
     return embeddings + positions + encoder + decoder + output
 
 
-def save_training_checkpoint(path, model, tokenizer, optimizer, schedule, train_config: dict, extra: dict):
-    """Write everything a run needs to ``path`` (atomically, via minigrad.checkpoint)."""
-    config = {"model": model.config.to_dict(), "train": train_config, "tokenizer": tokenizer.to_dict()}
+def save_training_checkpoint(path, model, tokenizer, optimizer, schedule, train_config: dict, extra: dict,
+                             extra_tokens: int | None = None):
+    """Write everything a run needs to ``path`` (atomically, via minigrad.checkpoint).
+    ``extra_tokens``: how far past its source's length decoding may go (RunData.extra_tokens)."""
+    config = {"model": model.config.to_dict(), "train": train_config, "tokenizer": tokenizer.to_dict(),
+              **({"decoding": {"extra_tokens": extra_tokens}} if extra_tokens is not None else {})}
     save_checkpoint(path, model, optimizer, schedule, config=config, extra=extra)
 
 
@@ -127,6 +132,7 @@ class Trained:
     tokenizer: Tokenizer | TokenizerPair  # .source reads the inputs, .target writes the outputs
     train_config: dict  # TrainConfig.to_dict() of the run that wrote it
     step: int
+    extra_tokens: int = EXTRA_TOKENS  # decoding's cap: source length + this (decoding.max_lengths)
 
 
 def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
@@ -164,11 +170,24 @@ def read_run_config(path, for_resume: bool = True) -> tuple[dict, dict]:
                               f"but the model's vocabularies have {model_config.src_vocab_size} (source) and "
                               f"{model_config.tgt_vocab_size} (target)")
     train_config = validated_train_config(path, config["train"])
+    config["decoding"] = {"extra_tokens": validated_extra_tokens(path, config.get("decoding"), model_config)}
     extra.setdefault("seconds", 0.0)
     problems = _training_state_problems(extra, meta, train_config, for_resume)
     if problems:
         raise CheckpointError(f"{path}: the training state is invalid: " + "; ".join(problems))
     return config, extra
+
+
+def validated_extra_tokens(path, decoding, model_config: TransformerConfig) -> int:
+    """The ``extra_tokens`` of stored decoding settings {"extra_tokens": int} (EXTRA_TOKENS
+    when there are none: tasks, older files), or a CheckpointError naming ``path``."""
+    if decoding is None:
+        return EXTRA_TOKENS
+    if not (isinstance(decoding, dict) and decoding.keys() == {"extra_tokens"}
+            and is_int_between(decoding["extra_tokens"], 0, model_config.max_len)):
+        raise CheckpointError(f"{path}: the stored decoding settings must be {{\"extra_tokens\": an integer in "
+                              f"[0, {model_config.max_len}]}}, got {abbreviated(decoding)}")
+    return decoding["extra_tokens"]
 
 
 def validated_train_config(path, values):
@@ -254,4 +273,4 @@ def load_trained(path) -> Trained:
     tokenizer = tokenizer_from_dict(config["tokenizer"], source="tokenizer")
     load_checkpoint(path, model)
     model.eval()
-    return Trained(model, tokenizer, config["train"], extra["step"])
+    return Trained(model, tokenizer, config["train"], extra["step"], config["decoding"]["extra_tokens"])

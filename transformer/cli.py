@@ -318,7 +318,8 @@ def score_on(trained, config, path, references, args, what):
         print(f"warning: {unknown:,} of {len(sources):,} sources contain {trained.tokenizer.source.unit_name} the "
               "model does not know; they are decoded with those left out (read as <unk>)", file=sys.stderr)
     result = decode_and_score(trained.model, trained.tokenizer, sources, list(references.values()),
-                              beam_size=args.beam, progress=sys.stderr.isatty())
+                              beam_size=args.beam, extra_tokens=trained.extra_tokens,
+                              progress=sys.stderr.isatty())
     decoding = "greedy decoding" if args.beam == 1 else f"beam search (beam {args.beam})"
     print(f"{config.name} model of {path} after {trained.step} steps, on {what}: {len(sources):,} sources, "
           f"{decoding}")
@@ -478,7 +479,8 @@ def translate_lines(trained, texts, args, name, unit="line"):
                            "nothing was translated")
     for start in range(0, len(texts), args.batch_size):
         batch = texts[start:start + args.batch_size]
-        outputs = translate(trained.model, trained.tokenizer, batch, beam_size=args.beam)
+        outputs = translate(trained.model, trained.tokenizer, batch, beam_size=args.beam,
+                            extra_tokens=trained.extra_tokens)
         print("\n".join(f"{text} → {output}" if args.show_source else output
                         for text, output in zip(batch, outputs)), flush=True)
 
@@ -560,7 +562,7 @@ def run_attention(args):
         task = task_of(trained, args.checkpoint, "give the text to draw with --text")
         text, _ = get_task(task).generate(np.random.default_rng(args.seed))
     check_known_chars(trained.tokenizer, [text])
-    maps, output = attention_maps(trained.model, trained.tokenizer, text)
+    maps, output = attention_maps(trained.model, trained.tokenizer, text, trained.extra_tokens)
     maps = [m for m in maps if m.name.endswith(ATTENTION_KINDS[args.kind])]
     path = plot_attention(maps, args.out, title=f"{text} → {output}")
     print(f"{text} → {output}\nwrote {len(maps)} blocks × {trained.model.config.n_heads} heads to {path}")
@@ -628,7 +630,8 @@ def run_export(args):
 
     trained = load_checkpoint_for(args.checkpoint)
     arrays = export_safetensors(trained.model, trained.tokenizer, args.out, names=args.names,
-                                train_config=trained.train_config, step=trained.step)
+                                train_config=trained.train_config, step=trained.step,
+                                extra_tokens=trained.extra_tokens)
     print(f"wrote {len(arrays)} tensors ({sum(a.size for a in arrays.values()):,} numbers) under {args.names} "
           f"names, with the config and tokenizer, to {args.out}")
 

@@ -28,6 +28,7 @@ import minigrad as mg
 from transformer.tokenizer import BOS, EOS, PAD, UNK
 
 NEVER_CHOSEN = (PAD, BOS, UNK)  # token ids decoding never emits (see the module docstring)
+EXTRA_TOKENS = 16  # the default cap: a row's source length + this many tokens (max_lengths)
 
 
 @contextlib.contextmanager
@@ -52,14 +53,18 @@ def _check_source(model, src):
     return src
 
 
-def max_lengths(model_max_len, src, max_len=None):
+def max_lengths(model_max_len, src, max_len=None, extra_tokens=EXTRA_TOKENS):
     """Each row's cap on output tokens, (B,) int: ``max_len`` for every row if given, else
-    the row's own source length + 16 (its tokens other than PAD), at most model_max_len - 1
-    (BOS takes the first position).  Per row, so a text's output never depends on the
-    other texts decoded beside it."""
+    the row's own source length (its tokens other than PAD) + ``extra_tokens``, at most
+    model_max_len - 1 (BOS takes the first position).  Per row, so a text's output never
+    depends on the other texts decoded beside it.  A model trained on real pairs records
+    the most extra tokens any training pair had (``Trained.extra_tokens``: 0 for pinyin,
+    one syllable per character), so it cannot run on far past what it was taught."""
     limit = model_max_len - 1
     if max_len is None:
-        return np.minimum((np.asarray(src) != PAD).sum(axis=1) + 16, limit)
+        if not (isinstance(extra_tokens, (int, np.integer)) and extra_tokens >= 0):
+            raise ValueError(f"decoding: extra_tokens must be an integer >= 0, got {extra_tokens!r}")
+        return np.minimum((np.asarray(src) != PAD).sum(axis=1) + extra_tokens, limit)
     if not 1 <= max_len <= limit:
         raise ValueError(f"decoding: max_len must be in [1, {limit}] for this model, got {max_len}")
     return np.full(len(src), max_len)
@@ -88,17 +93,17 @@ def _pad_rows(rows):
     return out
 
 
-def greedy_decode(model, src, max_len=None, *, use_cache=True, return_logits=False):
+def greedy_decode(model, src, max_len=None, *, extra_tokens=EXTRA_TOKENS, use_cache=True, return_logits=False):
     """Pick the most probable token at every step (PAD, BOS and UNK are never chosen).
 
     src (B, S) int -> tokens (B, T) int64 (and, with ``return_logits``, logits (B, T, V)).
-    A row stops at its EOS or after ``max_len`` tokens (default: its source length + 16, at
-    most config.max_len - 1; see ``max_lengths``), and is PAD after that.  logits[b, t] is
+    A row stops at its EOS or after ``max_len`` tokens (default: its source length +
+    ``extra_tokens``, at most config.max_len - 1; see ``max_lengths``), and is PAD after that.  logits[b, t] is
     the model's distribution from which tokens[b, t] was chosen; after a row has stopped
     nothing is decoded, so there it is NaN.
     """
     src = _check_source(model, src)
-    caps = max_lengths(model.config.max_len, src, max_len)
+    caps = max_lengths(model.config.max_len, src, max_len, extra_tokens)
     with _inference(model):
         src_mask = model.src_mask(src)
         memory = model.encode(src, src_mask)
@@ -125,7 +130,8 @@ def length_normalizer(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, use_cache=True):
+def beam_search(model, src, beam_size=4, max_len=None, *, extra_tokens=EXTRA_TOKENS, length_penalty=0.6,
+                use_cache=True):
     """Keep the ``beam_size`` most probable prefixes per example, extend each by every
     allowed token (PAD, BOS and UNK never are), and keep the best ``beam_size`` again.
     A prefix that emits EOS is finished
@@ -137,7 +143,7 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
     if beam_size < 1:
         raise ValueError(f"beam_search: beam_size must be at least 1, got {beam_size}")
     src = _check_source(model, src)
-    caps = max_lengths(model.config.max_len, src, max_len)
+    caps = max_lengths(model.config.max_len, src, max_len, extra_tokens)
     b_size, k = src.shape[0], beam_size
     with _inference(model):
         src_mask = model.src_mask(src)
@@ -199,8 +205,9 @@ def beam_search(model, src, beam_size=4, max_len=None, *, length_penalty=0.6, us
     return _pad_rows([max(hyps, key=lambda h: h[0])[1] for hyps in finished])
 
 
-def translate(model, tokenizer, texts, *, beam_size=1, max_len=None):
-    """Source strings -> predicted target strings (beam_size 1 is greedy decoding).
+def translate(model, tokenizer, texts, *, beam_size=1, max_len=None, extra_tokens=EXTRA_TOKENS):
+    """Source strings -> predicted target strings (beam_size 1 is greedy decoding), each at
+    most its source's tokens + ``extra_tokens`` long unless ``max_len`` is given.
 
     Sources are encoded by ``tokenizer.source``, outputs decoded by ``tokenizer.target``
     (a lone tokenizer is both).  Each output is the decoded tokens before the first EOS.
@@ -215,9 +222,9 @@ def translate(model, tokenizer, texts, *, beam_size=1, max_len=None):
         raise ValueError(f"translate: nothing to translate in {', '.join(empty)}: each text needs at least "
                          "one character")
     if beam_size == 1:
-        tokens = greedy_decode(model, src, max_len)
+        tokens = greedy_decode(model, src, max_len, extra_tokens=extra_tokens)
     else:
-        tokens = beam_search(model, src, beam_size, max_len)
+        tokens = beam_search(model, src, beam_size, max_len, extra_tokens=extra_tokens)
     return [tokenizer.target.decode(_until_eos(row)) for row in tokens]
 
 

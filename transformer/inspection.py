@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import minigrad as mg
-from transformer.decoding import greedy_decode
+from transformer.decoding import EXTRA_TOKENS, greedy_decode
 from transformer.loss import sequence_loss
 from transformer.plots import AttentionMap
 from transformer.tasks import get_task, make_batch
@@ -18,10 +18,10 @@ def token_labels(tokenizer, ids) -> list[str]:
     return [tokenizer.decode([i], skip_special=False).replace(" ", "␣") for i in ids]
 
 
-def attention_maps(model, tokenizer, text: str) -> tuple[list[AttentionMap], str]:
-    """Decode ``text`` greedily, then run one teacher-forced pass on (text, output) with
-    every attention block keeping its weights.  Returns one AttentionMap per block (in
-    model order) and the output text.
+def attention_maps(model, tokenizer, text: str, extra_tokens: int = EXTRA_TOKENS) -> tuple[list[AttentionMap], str]:
+    """Decode ``text`` greedily (at most its length + ``extra_tokens`` tokens), then run one
+    teacher-forced pass on (text, output) with every attention block keeping its weights.
+    Returns one AttentionMap per block (in model order) and the output text.
 
     Encoder rows and columns, and cross-attention columns, are labelled with the source
     units (``tokenizer.source``); decoder rows with the target token produced at that
@@ -29,7 +29,7 @@ def attention_maps(model, tokenizer, text: str) -> tuple[list[AttentionMap], str
     tokens read there (BOS + output), all by ``tokenizer.target``.
     """
     src = np.array([tokenizer.source.encode(text)])           # (1, S)
-    produced = [int(t) for t in greedy_decode(model, src)[0]]  # output ids, EOS last (if produced)
+    produced = [int(t) for t in greedy_decode(model, src, extra_tokens=extra_tokens)[0]]  # EOS last, if produced
     produced = produced[:produced.index(EOS) + 1] if EOS in produced else produced
     tgt_in = np.array([[BOS] + produced[:-1]])                 # (1, T): what the decoder reads
     blocks = model.attention_modules()

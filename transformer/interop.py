@@ -219,9 +219,10 @@ def _float_dtype(arrays: dict):
 
 
 def export_safetensors(model, tokenizer, path, names: str = "torch", train_config: dict | None = None,
-                       step: int | None = None) -> dict:
+                       step: int | None = None, extra_tokens: int | None = None) -> dict:
     """Write the model to ``path`` (atomically) with the config and tokenizer (and, if
-    given, the training config and step) as JSON in the metadata.  Returns the arrays."""
+    given, the training config, step and decoding's ``extra_tokens``) as JSON in the
+    metadata.  Returns the arrays."""
     save = _safetensors().numpy.save
     if names not in NAME_STYLES:
         raise InteropError(f"export: names must be one of {NAME_STYLES}, got {names!r}")
@@ -232,6 +233,8 @@ def export_safetensors(model, tokenizer, path, names: str = "torch", train_confi
         metadata["train"] = json.dumps(train_config)
     if step is not None:
         metadata["step"] = str(int(step))
+    if extra_tokens is not None:
+        metadata["decoding"] = json.dumps({"extra_tokens": extra_tokens})
     try:
         write_atomically(path, save(arrays, metadata=metadata))
     except OSError as e:
@@ -272,7 +275,7 @@ def import_safetensors(path) -> Trained:
         raise InteropError(f"{path}: not a readable safetensors file: {type(e).__name__}: {e}") from e
     load_arrays(model, arrays, checked.names, path)
     model.eval()
-    return Trained(model, checked.tokenizer, checked.train_config, checked.step)
+    return Trained(model, checked.tokenizer, checked.train_config, checked.step, checked.extra_tokens)
 
 
 MAX_HEADER_BYTES = 100 * 2**20  # what the safetensors library itself accepts
@@ -342,6 +345,7 @@ class FileMetadata:
     names: str
     train_config: dict
     step: int
+    extra_tokens: int
 
 
 def validate_model_config(values, source) -> TransformerConfig:
@@ -363,7 +367,7 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     if metadata.get("names") not in NAME_STYLES:
         raise InteropError(f"{source}: metadata names must be one of {NAME_STYLES}, got {metadata.get('names')!r}")
     parsed = {}
-    for key in ("config", "tokenizer", "train"):
+    for key in ("config", "tokenizer", "train", "decoding"):
         try:
             parsed[key] = parse_json(metadata[key], f"{source}: metadata {key}") if key in metadata else None
         except ValueError as e:
@@ -395,7 +399,11 @@ def validate_metadata(metadata: dict, source) -> FileMetadata:
     if not (step.isascii() and step.isdigit() and len(step) <= len(str(MAX_STEP)) and int(step) <= MAX_STEP):
         raise InteropError(f"{source}: metadata step must be a non-negative integer of at most {MAX_STEP}, "
                            f"got {abbreviated(step)}")
-    return FileMetadata(config, tokenizer, metadata["names"], train, int(step))
+    try:
+        extra_tokens = checkpoints.validated_extra_tokens(source, parsed["decoding"], config)
+    except CheckpointError as e:
+        raise InteropError(str(e).replace("stored decoding settings", "metadata decoding")) from None
+    return FileMetadata(config, tokenizer, metadata["names"], train, int(step), extra_tokens)
 
 
 # --------------------------------------------------------------------------- torch (optional)

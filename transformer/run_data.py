@@ -36,6 +36,7 @@ class RunData:
     tokenizer: TokenizerPair
     unit: str                 # what one target token is ("phonemes", "syllables", "characters", "tokens")
     fingerprints: dict        # "data"/"valid"/"test" -> fingerprint of what was read (see ``fingerprint``)
+    extra_tokens: int         # the most target tokens a training pair has beyond its source's (decoding's cap)
     notes: list[str] = field(default_factory=list)  # lines for the user: sizes, skipped lines
     warnings: list[str] = field(default_factory=list)  # lines that need attention: overlaps
 
@@ -108,7 +109,13 @@ def load_run_data(config: TrainConfig) -> RunData:
     tokenizer = TokenizerPair(tokenizer_for_texts([s for s, _ in train], config.source_tokens),
                               tokenizer_for_texts([t for _, t in train], config.target_tokens))
     unit = target_unit(config.data, tokenizer.target)
-    return RunData(splits, tokenizer, unit, fingerprints, notes, warns)
+    return RunData(splits, tokenizer, unit, fingerprints, extra_tokens(train, tokenizer), notes, warns)
+
+
+def extra_tokens(pairs: list[Pair], tokenizer: TokenizerPair) -> int:
+    """max(0, target tokens - source tokens) over ``pairs``: how far past its source's length
+    an output may go (0 for pinyin, one syllable per character; 12 for CMUdict's 'fyi')."""
+    return max([len(tokenizer.target.encode(t)) - len(tokenizer.source.encode(s)) for s, t in pairs] + [0])
 
 
 def target_unit(data: str | None, target_tokenizer) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from transformer.decoding import translate
+from transformer.decoding import EXTRA_TOKENS, translate
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
@@ -160,7 +160,7 @@ def format_scores_by_length(result: dict, target_unit: str = "tokens") -> str:
 
 def decode_and_score(model, tokenizer, sources: Sequence[str], references: Sequence[Sequence[str]], *,
                      beam_size: int = 1, batch_size: int = 250, max_len: int | None = None,
-                     progress: bool = False) -> dict:
+                     extra_tokens: int = EXTRA_TOKENS, progress: bool = False) -> dict:
     """Decode every distinct source once and ``score`` the predictions.
 
     Sources are decoded in batches of ``batch_size`` after sorting them by length in
@@ -182,7 +182,8 @@ def decode_and_score(model, tokenizer, sources: Sequence[str], references: Seque
     with tqdm(total=len(unique), desc="decoding", unit="source", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(unique), batch_size):
             batch = unique[start:start + batch_size]
-            predicted.update(zip(batch, translate(model, tokenizer, batch, beam_size=beam_size, max_len=max_len)))
+            predicted.update(zip(batch, translate(model, tokenizer, batch, beam_size=beam_size, max_len=max_len,
+                                                          extra_tokens=extra_tokens)))
             bar.update(len(batch))
     predictions = [predicted[s] for s in sources]
     result = score(predictions, references, split=target_tokenizer.split, sources=sources,

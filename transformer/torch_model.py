@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transformer.decoding import NEVER_CHOSEN, _until_eos, max_lengths
+from transformer.decoding import EXTRA_TOKENS, NEVER_CHOSEN, _until_eos, max_lengths
 from transformer.embedding import sinusoidal_table
 from transformer.model import TransformerConfig
 from transformer.tokenizer import BOS, EOS
@@ -90,13 +90,14 @@ class TorchTransformer(nn.Module):
 
 
 @torch.no_grad()
-def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> np.ndarray:
+def greedy_decode(module: TorchTransformer, src, max_len: int | None = None,
+                  extra_tokens: int = EXTRA_TOKENS) -> np.ndarray:
     """As transformer.decoding.greedy_decode (without a KV cache: each step re-runs the
     decoder on the prefix; PAD, BOS and UNK are never chosen).  src (B, S) -> tokens
     (B, T) int64, EOS then PAD per row."""
     was_training = module.training
     module.eval()
-    caps = torch.as_tensor(max_lengths(module.config.max_len, src, max_len))
+    caps = torch.as_tensor(max_lengths(module.config.max_len, src, max_len, extra_tokens))
     src = torch.as_tensor(np.asarray(src))
     memory = module.encode(src)
     tokens = torch.full((src.shape[0], 1), BOS, dtype=torch.int64)
@@ -113,7 +114,7 @@ def greedy_decode(module: TorchTransformer, src, max_len: int | None = None) -> 
     return tokens[:, 1:].numpy()
 
 
-def translate(module: TorchTransformer, tokenizer, texts) -> list[str]:
+def translate(module: TorchTransformer, tokenizer, texts, extra_tokens: int = EXTRA_TOKENS) -> list[str]:
     """Source strings -> greedy translations, as transformer.decoding.translate."""
-    tokens = greedy_decode(module, tokenizer.source.encode_batch(list(texts)))
+    tokens = greedy_decode(module, tokenizer.source.encode_batch(list(texts)), extra_tokens=extra_tokens)
     return [tokenizer.target.decode(_until_eos(row)) for row in tokens]

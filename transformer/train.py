@@ -504,7 +504,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
         try:
             if path == checkpoint_path:
                 keep_previous(checkpoint_path)
-            save_training_checkpoint(path, model, tokenizer, optimizer, schedule, config.to_dict(), extra)
+            save_training_checkpoint(path, model, tokenizer, optimizer, schedule, config.to_dict(), extra,
+                                     extra_tokens=data.extra_tokens if data is not None else None)
         finally:
             stop.saving = False
         if path == checkpoint_path:
@@ -521,7 +522,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
                       f"exact match {valid['exact_match']:.2%} (worst length {length}: {worst:.2%})")
         else:
             forced = evaluate(model, valid_pairs, tokenizer, label_smoothing=config.label_smoothing, decode=False)
-            scored = decode_and_score(model, tokenizer, valid_sources, [valid_references[s] for s in valid_sources])
+            scored = decode_and_score(model, tokenizer, valid_sources, [valid_references[s] for s in valid_sources],
+                                      extra_tokens=data.extra_tokens)
             valid = {"loss": forced["loss"], "token_accuracy": forced["token_accuracy"],
                      **{key: scored[key] for key in ("word_error_rate", "token_error_rate", "by_length")},
                      "examples": len(valid_sources)}
@@ -632,7 +634,7 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
         else:  # every test source, greedy
             references = data.references("test")
             test = decode_and_score(model, tokenizer, list(references), list(references.values()),
-                                    progress=progress)
+                                    extra_tokens=data.extra_tokens, progress=progress)
             log.write({"split": "test", "step": step, "epoch": epoch(), "minutes": seconds / 60, "seconds": seconds,
                        **{key: value for key, value in test.items() if key != "predictions"}})
             plot_learning_curve(log.records(), out / "learning_curve.png", error_rate_name(data.unit), title=title)
