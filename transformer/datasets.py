@@ -249,7 +249,7 @@ def compare_with_baseline(sources: Sequence[str], outputs: Sequence[str], refere
     lines = ["syllables wrong, model and per-character baseline (each character's most frequent reading):"]
     for group in BASELINE_GROUPS:
         (wrong, total), (baseline_wrong, _) = ours[group], theirs[group]
-        lines.append(f"  {group:<10} model {100 * wrong / max(total, 1):5.1f}% ({wrong:,}), "
+        lines.append(f"  {in_columns(group, 10)} model {100 * wrong / max(total, 1):5.1f}% ({wrong:,}), "
                      f"baseline {100 * baseline_wrong / max(total, 1):5.1f}% ({baseline_wrong:,}) of {total:,}")
     won = [(source, output, guess) for source, output, guess, targets in zip(sources, outputs, guesses, references)
            if output in targets and guess not in targets]
@@ -258,6 +258,13 @@ def compare_with_baseline(sources: Sequence[str], outputs: Sequence[str], refere
     lines.append(f"{len(won):,} phrases the model reads right and the baseline wrong; {lost:,} the other way round")
     lines += [f"  {source} → {output} (baseline: {guess})" for source, output, guess in won[:shown]]
     return "\n".join(lines)
+
+
+def in_columns(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns, where a wide (CJK)
+    character takes two, so the columns after it line up."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - columns)
 
 
 # ---------------------------------------------------------------------------- summary
