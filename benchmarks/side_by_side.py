@@ -14,14 +14,15 @@ run's too:
     schedule    the run's warmup and cosine decay (``train.build_schedule``, whose lr is
                 copied into torch's Adam each step); with a time budget, the step count is
                 fitted to the budget by the same rule as ``train`` uses
-                (``train.steps_for_budget`` after timing the first steps), so the twin's lr
-                also reaches 0 at the budget's end, however fast it steps
+                (``train.steps_for_budget`` after timing the first steps, then again
+                every ``eval_every`` steps from the speed since), so the twin's lr also
+                reaches 0 at the budget's end, however fast it steps
     step        Adam with the run's betas and eps, label-smoothed cross-entropy with PAD
                 ignored, the global gradient norm clipped to the run's clip_norm, dropout
                 as configured (torch's own random masks)
-    budget      the run's --max-minutes.  The twin's step count keeps the same share of the
-                budget for validation as ours, but the twin never validates, so it stops a
-                little early; its time and steps are printed beside ours
+    budget      the run's --max-minutes, spent on the twin's steps only (it never
+                validates, ours counts its validations); its time and steps are printed
+                beside ours
     scoring     greedy decoding of every test source (no KV cache in nn.TransformerDecoder:
                 each step re-runs the decoder on the prefix) and ``scoring.score``
 
@@ -80,6 +81,7 @@ def train_twin(run: Path, threads: int) -> dict:
     from transformer.train import (
         BUDGET_TIMED_SHARE,
         BUDGET_TIMED_STEPS,
+        BUDGET_VALIDATION_SHARE,
         BatchStream,
         build_model,
         build_schedule,
@@ -104,7 +106,16 @@ def train_twin(run: Path, threads: int) -> dict:
     schedule = build_schedule(config, lr, model.config.d_model)
     batches = BatchStream(data.splits.train, data.tokenizer, config.batch_size,
                           np.random.default_rng([config.seed, 2]))
-    step, trained, timed = 0, 0.0, []
+    step, trained, timed, last_fit = 0, 0.0, [], None
+
+    def fit(seconds_per_step, kept):
+        nonlocal schedule, last_fit
+        config.steps = steps_for_budget(step, seconds_per_step, budget - trained, kept)
+        last_fit = (step, trained)
+        fitted = build_schedule(config, lr, model.config.d_model)
+        fitted.load_state_dict(schedule.state_dict())
+        schedule = fitted
+
     while not ((config.steps is not None and step >= config.steps) or (budget is not None and trained >= budget)):
         batch = next(batches)
         started = time.perf_counter()
@@ -117,10 +128,9 @@ def train_twin(run: Path, threads: int) -> dict:
         if config.steps is None:  # fit the step count to the budget as train does
             timed.append(time.perf_counter() - started)
             if len(timed) >= BUDGET_TIMED_STEPS or trained >= BUDGET_TIMED_SHARE * budget:
-                config.steps = steps_for_budget(step, float(np.mean(timed[1:] or timed)), budget - trained)
-                fitted = build_schedule(config, lr, model.config.d_model)
-                fitted.load_state_dict(schedule.state_dict())
-                schedule = fitted
+                fit(float(np.mean(timed[1:] or timed)), BUDGET_VALIDATION_SHARE)
+        elif last_fit is not None and step % config.eval_every == 0 and step < config.steps:  # and again
+            fit((trained - last_fit[1]) / (step - last_fit[0]), 0.0)
 
     module.eval()
     references = data.references("test")

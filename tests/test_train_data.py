@@ -89,6 +89,7 @@ def test_bad_dimensions_are_one_line_usage_errors(argv, message, tmp_path, capsy
 def test_the_fitted_step_count_keeps_a_share_for_validation_and_at_least_one_step():
     assert steps_for_budget(50, 0.1, 100.0) == 50 + int(100 * (1 - BUDGET_VALIDATION_SHARE) / 0.1)
     assert steps_for_budget(7, 10.0, 0.5) == 8
+    assert steps_for_budget(7, 0.0, 0.5, kept=0.0) == 7 + 500_000  # a clock too coarse to see a step
 
 
 def test_a_time_budget_fits_the_steps_stops_saves_and_the_checkpoint_resumes(tmp_path):
@@ -113,6 +114,45 @@ def test_a_time_budget_fits_the_steps_stops_saves_and_the_checkpoint_resumes(tmp
     # a larger budget goes on from the checkpoint to the fitted horizon
     more = TrainConfig.from_dict({**stored["train"], "max_minutes": 5})
     assert train(more, resume=run.checkpoint, progress=False).step == fitted
+
+
+class SteppedClock:
+    """A stand-in for the time module of train.py whose perf_counter moves only while a
+    training step computes its loss: ``per_step(n)`` seconds for step n, so a run's speed
+    can change at a chosen step."""
+
+    def __init__(self, per_step):
+        self.now, self.steps, self.per_step = 0.0, 0, per_step
+
+    def perf_counter(self):
+        return self.now
+
+    def timed(self, loss):
+        def timed_loss(*args):
+            self.steps += 1
+            self.now += self.per_step(self.steps)
+            return loss(*args)
+        return timed_loss
+
+
+def test_a_budgeted_run_fits_its_steps_again_when_the_machine_slows_down_and_ends_its_schedule_in_time(
+        tmp_path, monkeypatch):
+    clock = SteppedClock(lambda step: 1.0 if step <= 10 else 2.0)  # twice as slow from step 11
+    monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(train_module, "sequence_loss", clock.timed(train_module.sequence_loss))
+    monkeypatch.setattr(train_module, "BUDGET_TIMED_STEPS", 5)
+    config = copy_config(tmp_path, steps=None, max_minutes=1.0, warmup_steps=1, eval_every=5,
+                         checkpoint_every=10**6)
+    run = train(config, progress=False)
+    # Fitted once at step 5 (1 s a step), the count would be 5 + 55 s × 0.95 / 1 s = 57 steps,
+    # and the budget would stop the run at step 35 with its lr still high.  Fitted again at
+    # each evaluation, the schedule ends with the budget.
+    assert not run.budget_spent and run.step == run.config.steps
+    assert 33 <= run.step <= 35 and 56 <= clock.now <= 60
+    model = build_model(run.config, train_module.tokenizer_for("copy"))
+    schedule = build_schedule(run.config, build_optimizer(run.config, model), model.config.d_model)
+    assert schedule.lr_at(run.step) == 0.0
+    assert read_run_config(run.checkpoint)[0]["train"]["steps"] == run.step
 
 
 # ---------------------------------------------------------------------------- epochs and best.npz

@@ -640,6 +640,8 @@ MUTANTS = [
     m("guard.decoding.cap_from_the_padded_width", DECODING,
       "np.minimum((np.asarray(src) != PAD).sum(axis=1) + extra_tokens",
       "np.minimum(np.full(len(src), np.shape(src)[1]) + extra_tokens", T_DECODING),
+    m("guard.train.budget_fitted_once", TRAIN, "refits = config.steps is None  #", "refits = False  #",
+      data_test("test_a_budgeted_run_fits_its_steps_again_when_the_machine_slows_down_and_ends_its_schedule_in_time")),
     m("guard.decoding.extra_tokens_ignored", DECODING, "(np.asarray(src) != PAD).sum(axis=1) + extra_tokens, limit)",
       "(np.asarray(src) != PAD).sum(axis=1) + EXTRA_TOKENS, limit)", T_DECODING),
     m("guard.run_data.extra_tokens_counts_characters", RUN_DATA,

@@ -394,14 +394,22 @@ class TrainRun:
 # a run that timed 146 ms would have ended its schedule 11 minutes before its hour.
 # 300 steps are 40 seconds of CMUdict, within its warmup of 500 steps, where the lr
 # does not depend on the step count being fitted.
+# The speed of a machine changes while a run goes on (another process starts or ends),
+# so the count is fitted again at every evaluation from the speed since the previous
+# fit, evaluations and checkpoints included, and the cosine is stretched or shortened
+# to end at the budget's end: fitted once, from their first steps, two hours on CMUdict
+# ended their schedules 10 and 7 minutes early and a third was stopped by the budget 931
+# steps before its end.  A resumed run keeps the count it was saved with.
 BUDGET_TIMED_STEPS = 300
 BUDGET_TIMED_SHARE = 0.1
 BUDGET_VALIDATION_SHARE = 0.05
 
 
-def steps_for_budget(done: int, seconds_per_step: float, seconds_left: float) -> int:
-    """The step count of a budgeted run: ``done`` steps, and as many more as fit (at least one)."""
-    return done + max(1, int(seconds_left * (1 - BUDGET_VALIDATION_SHARE) / seconds_per_step))
+def steps_for_budget(done: int, seconds_per_step: float, seconds_left: float,
+                     kept: float = BUDGET_VALIDATION_SHARE) -> int:
+    """The step count of a budgeted run: ``done`` steps, and as many more as fit in
+    ``seconds_left`` less the share ``kept`` for evaluations (at least one more)."""
+    return done + max(1, int(seconds_left * (1 - kept) / max(seconds_per_step, 1e-6)))
 
 
 def validation_error(valid: dict) -> tuple[float, ...]:
@@ -477,6 +485,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
     log = MetricsLog(out / METRICS, resume_step=step if resume is not None else None)
     budget = config.max_minutes * 60 if config.max_minutes is not None else None
     timed = []  # seconds of each timed step, while a budgeted run fits its step count
+    refits = config.steps is None  # a budget and no step count: fitted, then fitted again as the run goes
+    last_fit = None  # (step, seconds trained) of the last fit
 
     # The step of the last checkpoint and its file: a resumed run starts from one.
     saved_at, saved_to = (step, Path(resume)) if resume is not None else (None, None)
@@ -535,18 +545,28 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
             best = {"step": step, "error": error}
             save(out / BEST)
 
-    def fit_steps_to_budget():
-        """Fix config.steps from the timed steps (see BUDGET_TIMED_STEPS) and rebuild the schedule."""
-        nonlocal schedule
-        seconds_per_step = float(np.mean(timed[1:] if len(timed) > 1 else timed))
-        config.steps = steps_for_budget(step, seconds_per_step, budget - seconds_trained())
+    def fit_steps_to_budget(seconds_per_step: float, kept: float, since: str = ""):
+        """Set config.steps to the steps that fit the rest of the budget at ``seconds_per_step``
+        (see BUDGET_TIMED_STEPS) and rebuild the schedule there."""
+        nonlocal schedule, last_fit
+        before = config.steps
+        config.steps = steps_for_budget(step, seconds_per_step, budget - seconds_trained(), kept)
+        last_fit = (step, seconds_trained())
         fitted = build_schedule(config, optimizer, model.config.d_model)
         fitted.load_state_dict(schedule.state_dict())
         schedule = fitted
         bar.total = config.steps
         bar.refresh()
-        bar.write(f"step {step}: {seconds_per_step * 1000:.0f} ms per step, so {config.steps} steps fit "
-                  f"the {config.max_minutes:g}-minute budget (the end of the lr schedule)")
+        if before is None or abs(config.steps - before) > 0.05 * before:  # a change worth a line
+            bar.write(f"step {step}: {seconds_per_step * 1000:.0f} ms per step{since}, so {config.steps} steps "
+                      f"fit the {config.max_minutes:g}-minute budget (the end of the lr schedule)")
+
+    def refit_steps_to_budget():
+        """Fit config.steps again from the speed since the last fit, evaluations included."""
+        fit_step, fit_seconds = last_fit
+        if step > fit_step:
+            fit_steps_to_budget((seconds_trained() - fit_seconds) / (step - fit_step), kept=0.0,
+                                since=f" since step {fit_step}")
 
     def finished() -> bool:
         return (config.steps is not None and step >= config.steps) or budget_spent()
@@ -600,7 +620,8 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
             if config.steps is None:  # a budgeted run still timing its steps
                 timed.append(time.perf_counter() - step_started)
                 if len(timed) >= BUDGET_TIMED_STEPS or seconds_trained() >= BUDGET_TIMED_SHARE * budget:
-                    fit_steps_to_budget()
+                    fit_steps_to_budget(float(np.mean(timed[1:] if len(timed) > 1 else timed)),
+                                        kept=BUDGET_VALIDATION_SHARE)
             done = finished()
 
             bar.update(1)
@@ -611,6 +632,9 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
                 window = dict.fromkeys(window, 0)
             if step % config.eval_every == 0 or done:
                 validate()
+                if refits and last_fit is not None and not done:
+                    refit_steps_to_budget()
+                    done = finished()
             if (step % config.checkpoint_every == 0 or done
                     or time.perf_counter() - saved_time >= config.checkpoint_seconds):
                 save()
