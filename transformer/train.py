@@ -398,8 +398,9 @@ class TrainRun:
 # so the count is fitted again at every evaluation from the speed since the previous
 # fit, evaluations and checkpoints included, and the cosine is stretched or shortened
 # to end at the budget's end: fitted once, from their first steps, two one-hour CMUdict
-# runs ended their schedules 10 and 7 minutes early and a third was stopped by the
-# budget 931 steps before its end.  A resumed run keeps the count it was saved with.
+# runs ended their schedules 10 and 7 minutes early, a third was stopped by the budget
+# 931 steps before its end, and a two-hour run ended 17 minutes early.  A resumed run
+# keeps the count it was saved with.
 BUDGET_TIMED_STEPS = 300
 BUDGET_TIMED_SHARE = 0.1
 BUDGET_VALIDATION_SHARE = 0.05
