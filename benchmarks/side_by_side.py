@@ -112,9 +112,7 @@ def train_twin(run: Path, threads: int) -> dict:
         nonlocal schedule, last_fit
         config.steps = steps_for_budget(step, seconds_per_step, budget - trained, kept)
         last_fit = (step, trained)
-        fitted = build_schedule(config, lr, model.config.d_model)
-        fitted.load_state_dict(schedule.state_dict())
-        schedule = fitted
+        schedule = build_schedule(config, lr, model.config.d_model, going_on_from=schedule)
 
     while not ((config.steps is not None and step >= config.steps) or (budget is not None and trained >= budget)):
         batch = next(batches)

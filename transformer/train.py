@@ -105,16 +105,20 @@ def build_optimizer(config: TrainConfig, model: Transformer):
 UNFITTED_HORIZON = 10**9  # cosine steps of a budgeted run before its step count is fitted
 
 
-def build_schedule(config: TrainConfig, optimizer, d_model: int):
-    """Noam (the paper's), or a cosine decay from the same peak lr_scale / √(d_model · warmup)."""
-    noam = NoamSchedule(optimizer, d_model, config.warmup_steps, config.lr_scale)
-    if config.schedule == "noam":
-        return noam
-    peak = noam.lr_at(config.warmup_steps)
-    # A budgeted run times its first steps before it fixes config.steps (see
-    # BUDGET_TIMED_STEPS); until then the lr warms up or stays near the peak.
-    horizon = config.steps if config.steps is not None else UNFITTED_HORIZON
-    return WarmupCosineSchedule(optimizer, peak, config.warmup_steps, max(horizon, config.warmup_steps + 1))
+def build_schedule(config: TrainConfig, optimizer, d_model: int, going_on_from=None):
+    """Noam (the paper's), or a cosine decay from the same peak lr_scale / √(d_model · warmup);
+    with ``going_on_from`` (a schedule), at the step that schedule has reached."""
+    schedule = NoamSchedule(optimizer, d_model, config.warmup_steps, config.lr_scale)
+    if config.schedule != "noam":
+        peak = schedule.lr_at(config.warmup_steps)
+        # A budgeted run times its first steps before it fixes config.steps (see
+        # BUDGET_TIMED_STEPS); until then the lr warms up or stays near the peak.
+        horizon = config.steps if config.steps is not None else UNFITTED_HORIZON
+        schedule = WarmupCosineSchedule(optimizer, peak, config.warmup_steps,
+                                        max(horizon, config.warmup_steps + 1))
+    if going_on_from is not None:
+        schedule.load_state_dict(going_on_from.state_dict())
+    return schedule
 
 
 class BatchStream:
@@ -553,9 +557,7 @@ def _train_in(out: Path, config: TrainConfig, resume, progress, on_step) -> Trai
         before = config.steps
         config.steps = steps_for_budget(step, seconds_per_step, budget - seconds_trained(), kept)
         last_fit = (step, seconds_trained())
-        fitted = build_schedule(config, optimizer, model.config.d_model)
-        fitted.load_state_dict(schedule.state_dict())
-        schedule = fitted
+        schedule = build_schedule(config, optimizer, model.config.d_model, going_on_from=schedule)
         bar.total = config.steps
         bar.refresh()
         if before is None or abs(config.steps - before) > 0.05 * before:  # a change worth a line
