@@ -10,7 +10,8 @@ against composed, one attention head, and the whole (tiny, untrained) Transforme
 loss at depth 1 and 2.  With ``--html`` the HTML_DEMOS run instead: the neuron and the
 tiny Transformer at depth 2 as pages that step through backward; ``--measure`` opens each
 page in headless Chromium (selenium, Debian's chromium and chromedriver) and prints its
-size, its load-to-interactive time and how long one backward step and opening a box take.
+size, its load-to-interactive time and how long each backward step takes, from the →
+key press to the screen (the steps that open or close a box among them).
 """
 
 from __future__ import annotations
@@ -182,61 +183,51 @@ def headless_chromium(profile_dir, chromium="/usr/bin/chromium", chromedriver="/
 
 
 def measure_page(driver, path: Path) -> dict:
-    """Open the page from file:// and time it with the Performance API: load to
-    interactive (the page's "graph-interactive" mark) and to every box's SVG parsed (the
-    "graph-parsed" mark, done while idle), then every backward step from the first to the
-    last, one per animation frame (each highlights, opens or closes a box when the step
-    enters or leaves one, and pans and zooms): the script's time per step, and the
-    frames that took longer than 50 ms with style, layout and paint (Chromium's
-    long-animation-frame entries), with the most work one of them held.  Once straight
-    after loading ("cold": a box's SVG is parsed when first needed), once after the idle
-    parse ("warm")."""
-    driver.get(path.resolve().as_uri())
-    return driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        const interactive = performance.getEntriesByName("graph-interactive")[0].startTime;
-        const run = (finish) => {
-          const times = [], opening = [], long = [];
-          // A long frame's work: its scripts, then style, layout and paint (from renderStart);
-          // the rest of its duration the renderer waited (for a CPU, on a busy machine).
-          // (Scripts that ran from renderStart on, the animation-frame callbacks, are in the latter.)
-          const work = (e) => {
-            const render = e.renderStart || e.startTime + e.duration;
-            return e.scripts.filter((s) => s.startTime < render).reduce((sum, s) => sum + s.duration, 0) +
-                   (e.startTime + e.duration - render);
-          };
-          const observer = new PerformanceObserver((list) => long.push(...list.getEntries().map((e) => [e.duration,
-                                                                                                      work(e)])));
-          observer.observe({ type: "long-animation-frame" });
-          let k = 1;
-          const tick = () => {
-            if (k > DATA.steps.length) {
-              return setTimeout(() => {
-                observer.disconnect();
-                setStep(0);
-                times.sort((a, b) => a - b);
-                finish({ median: times[times.length >> 1], max: times[times.length - 1],
-                         box: opening.length ? Math.max(...opening) : null, boxes: opening.length,
-                         long: long.length, longest: long.length ? Math.max(...long.map(([d]) => d)) : null,
-                         work: long.length ? Math.max(...long.map(([, w]) => w)) : null });
-              }, 300);
+    """Open the page from file:// and time it as a learner meets it, with the Performance
+    API: load to interactive (the page's "graph-interactive" mark), then every backward
+    step from the first to the last, each a real → key press, timed from the key press
+    to the next frame on screen (the Event Timing API's duration: the script, style,
+    layout, paint, raster and compositing, in 8 ms steps; a step under 16 ms reports
+    none, and counts as 16).  Once straight after loading ("cold": the other states
+    are still being parsed while idle), once after every state is parsed ("warm")."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    def step_through():
+        driver.execute_script("""
+            if (!window.timing) {
+              // Before the page's own handler: when the key went down, and the box open then.
+              window.addEventListener("keydown", (e) => timing.presses.push([e.timeStamp, page.state]), true);
+              new PerformanceObserver((list) => timing.events.push(...list.getEntries()
+                .filter((e) => e.name === "keydown").map((e) => [e.startTime, e.duration])))
+                .observe({ type: "event", durationThreshold: 16 });
             }
-            const state = page.state, t = performance.now();
-            setStep(k++);
-            const ms = performance.now() - t;
-            times.push(ms);
-            if (page.state !== state) opening.push(ms);
-            requestAnimationFrame(tick);
-          };
-          requestAnimationFrame(tick);
-        };
-        run((cold) => {
-          const parsed = () => performance.getEntriesByName("graph-parsed")[0];
-          const wait = () => parsed() ? run((warm) => done({ interactive_ms: interactive,
-                                                               parsed_ms: parsed().startTime, cold, warm }))
-                                      : setTimeout(wait, 100);
-          wait();
-        });""")
+            window.timing = { presses: [], events: [] };
+            setStep(0);""")
+        for _ in range(driver.execute_script("return DATA.steps.length")):
+            ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+            # Wait until the step is on screen: the frame after the next has been drawn.
+            driver.execute_async_script("""const done = arguments[0];
+                requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done)));""")
+        # The observer hears of the last frames a little later.
+        presses, events, step, state = driver.execute_async_script("""const done = arguments[0];
+            setTimeout(() => done([timing.presses, timing.events, page.step, page.state]), 500);""")
+        assert step == len(presses), f"{len(presses)} key presses reached step {step}"
+        took = dict(events)
+        times = [took.get(t, 16) for t, _ in presses]
+        boxes = [times[i] for i, (_, before) in enumerate(presses)
+                 if before != (presses[i + 1][1] if i + 1 < len(presses) else state)]
+        return {"median": sorted(times)[len(times) // 2], "max": max(times), "over_50": sum(t > 50 for t in times),
+                "steps": len(times), "box_steps": len(boxes), "box_max": max(boxes, default=None)}
+
+    driver.get(path.resolve().as_uri())
+    interactive = driver.execute_script('return performance.getEntriesByName("graph-interactive")[0].startTime')
+    cold = step_through()
+    parsed = driver.execute_async_script("""const done = arguments[0];
+        const wait = () => { const mark = performance.getEntriesByName("graph-parsed")[0];
+                             mark ? done(mark.startTime) : setTimeout(wait, 50); };
+        wait();""")
+    return {"interactive_ms": interactive, "parsed_ms": parsed, "cold": cold, "warm": step_through()}
 
 
 def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
@@ -271,12 +262,10 @@ def measure(paths, png=None, runs=1):
                     f = measure_page(driver, path)
                     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
                     steps = "; ".join(
-                        f"{name} steps: script median {f[name]['median']:.1f} ms, max {f[name]['max']:.1f} ms"
-                        + (f" (opening or closing a box, {f[name]['boxes']} steps: max {f[name]['box']:.1f} ms)"
-                           if f[name]["box"] is not None else "")
-                        + f", frames over 50 ms: {f[name]['long']}"
-                        + (f" (longest {f[name]['longest']:.0f} ms; the most work in one of them, script, style, "
-                           f"layout and paint: {f[name]['work']:.0f} ms)" if f[name]["longest"] else "")
+                        f"{name}: a step from its key press to the screen median {f[name]['median']:.0f} ms, "
+                        f"at most {f[name]['max']:.0f} ms, over 50 ms: {f[name]['over_50']} of {f[name]['steps']}"
+                        + (f" (the {f[name]['box_steps']} steps that open or close a box: at most "
+                           f"{f[name]['box_max']:.0f} ms)" if f[name]["box_steps"] else "")
                         for name in ("cold", "warm"))
                     print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB; interactive {f['interactive_ms']:.0f} ms, "
                           f"every state parsed {f['parsed_ms']:.0f} ms after navigation; "

@@ -109,7 +109,9 @@ function shown(id) {
 
 // ------------------------------------------------------------------ drawing a state
 
-// Each state's SVG is parsed once and kept: opening a box the second time is a swap.
+// Each state's SVG is parsed once and stays in the page, hidden with content-visibility
+// while another state is shown: the browser keeps its style and layout, so opening a box
+// shows an SVG laid out already instead of laying out a thousand elements again.
 const parsed = {};
 
 function parse(viewName, index) {
@@ -117,9 +119,11 @@ function parse(viewName, index) {
   if (parsed[key]) return parsed[key];
   const state = DATA.views[viewName].states[index];
   const holder = document.createElement("div");
+  holder.className = "state";
   holder.innerHTML = state.svg;
+  $("canvas").append(holder);
   const svg = holder.querySelector("svg");
-  const drawn = { svg, nodes: {}, edges: [], overview: null };
+  const drawn = { holder, svg, nodes: {}, edges: [] };
   for (const g of svg.querySelectorAll("g.node")) {
     const id = g.querySelector("title").textContent;
     drawn.nodes[id] = g;
@@ -193,8 +197,10 @@ function geometry(svg, drawn) {
 
 function draw() {
   const drawn = parse(page.view, page.state);
-  const canvas = $("canvas");
-  if (canvas.firstChild !== drawn.svg) canvas.replaceChildren(drawn.svg);
+  for (const holder of $("canvas").querySelectorAll(".state.shown")) {
+    if (holder !== drawn.holder) holder.classList.remove("shown");
+  }
+  drawn.holder.classList.add("shown");
   nodes = drawn.nodes;
   edges = drawn.edges;
   applyZoom();
@@ -445,7 +451,7 @@ function openBox(scope) {
   page.pinned = null;
   draw();
   highlight();
-  const opened = $("canvas").querySelector("g.cluster.opened");
+  const opened = parse(page.view, page.state).svg.querySelector("g.cluster.opened");
   if (opened) zoomTo(opened); else fit();
   drawOverview();
 }
@@ -514,7 +520,7 @@ let dragged = false; // true from a drag's first move until the click that ends 
 let layerScale = null;
 function applyZoom() {
   const z = page.zoom;
-  const svg = $("canvas").querySelector("svg");
+  const svg = parse(page.view, page.state).svg;
   svg.style.transform = `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
   if (z.s !== layerScale) {
     layerScale = z.s;
@@ -532,7 +538,7 @@ function showRect(x, y, width, height, most = 2) {
 }
 
 function fit() {
-  const svg = $("canvas").querySelector("svg");
+  const svg = parse(page.view, page.state).svg;
   svg.style.transform = "none";
   const r = svg.getBoundingClientRect();
   showRect(0, 0, r.width, r.height);
@@ -758,6 +764,6 @@ document.body.dataset.ready = "true";
 // Parse the other states while the page is idle, so that stepping into a box is a swap.
 (function parseLater(queue) {
   if (!queue.length) return performance.mark("graph-parsed"); // for measuring
-  const next = () => { parse(...queue.shift()); parseLater(queue); };
+  const next = () => { parse(...queue.shift()).svg.querySelector("text")?.getBoundingClientRect(); parseLater(queue); };
   if (window.requestIdleCallback) requestIdleCallback(next); else setTimeout(next, 50);
 })(Object.entries(DATA.views).flatMap(([name, view]) => view.states.map((_, i) => [name, i])));

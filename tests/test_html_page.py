@@ -244,10 +244,10 @@ def current(browser):
     """(highlighted vertex id, displayed op, displayed |ḡ|, displayed |g| per input and
     running sums, visible gradient labels of the highlighted arrows, their titles)."""
     return browser.execute_script("""
-        const node = document.querySelector("#canvas g.node.current title");
+        const node = document.querySelector("#canvas .shown g.node.current title");
         const sends = [...document.querySelectorAll("#step-panel h4[data-sent] span.num")]
           .map((e) => Number(e.dataset.value));
-        const carrying = [...document.querySelectorAll("#canvas g.edge.carrying")];
+        const carrying = [...document.querySelectorAll("#canvas .shown g.edge.carrying")];
         return [node && node.textContent, document.getElementById("step-op").textContent,
                 Number(document.getElementById("step-grad")?.dataset.value), sends,
                 carrying.map((g) => g.querySelector("text.sent")).filter((t) => t && t.style.visibility !== "hidden")
@@ -258,7 +258,7 @@ def current(browser):
 def labelled_arrows(browser):
     """Titles of the arrows whose gradient label is showing."""
     return sorted(browser.execute_script("""
-        return [...document.querySelectorAll("#canvas g.edge text.sent")]
+        return [...document.querySelectorAll("#canvas .shown g.edge text.sent")]
           .filter((t) => t.style.visibility !== "hidden")
           .map((t) => t.parentNode.querySelector("title").textContent);"""))
 
@@ -433,7 +433,8 @@ def test_a_box_opens_on_click_and_closes_again(browser, tmp_path):
         v for v in closed["hidden"] if v not in data_of(page)["views"]["forward"]["vertices"]}
     browser.find_element("id", "view-backward").click()
     browser.execute_script("setStep(0)")
-    browser.execute_script("document.querySelector('g.cluster.closer').dispatchEvent(new MouseEvent('click'))")
+    browser.execute_script(
+        "document.querySelector('#canvas .shown g.cluster.closer').dispatchEvent(new MouseEvent('click'))")
     assert box in drawn()
     no_console_errors(browser)
 
@@ -465,6 +466,37 @@ def test_stepping_into_a_closed_box_opens_it_and_leaving_closes_it(browser, tmp_
     no_console_errors(browser)
 
 
+@pytest.mark.requires("chromium", "dot")
+def test_a_drawing_stays_laid_out_while_another_is_shown(browser, tmp_path):
+    """Stepping into a box and out again swaps drawings that stay in the page, hidden with
+    content-visibility (so the browser keeps their layout), and module outlines are solid
+    (dashes cost raster work in every tile an outline crosses)."""
+    x = mg.tensor([1.0, -2.0], requires_grad=True, name="x")
+    with mg.name_scope("block"):
+        v = (x * x).sum()
+    z = v * 2  # step 1 runs outside the box, steps 2 and 3 inside
+    open_page(browser, to_html(z, trace=traced(z), depth=0), tmp_path / "kept.html")
+    shown = "return document.querySelector('#canvas .shown svg')"
+    closed = browser.execute_script(shown)
+    browser.execute_script("setStep(2)")  # inside the box
+    opened = browser.execute_script(shown)
+    assert opened != closed
+    hidden = browser.execute_script("""
+        const svg = arguments[0];
+        return [svg.isConnected, getComputedStyle(svg.parentNode).contentVisibility,
+                document.querySelectorAll('#canvas .state.shown').length];""", closed)
+    assert hidden == [True, "hidden", 1]
+    browser.execute_script("setStep(1)")  # outside again: the same drawing as before
+    assert browser.execute_script(shown) == closed
+    assert browser.execute_script(
+        "return getComputedStyle(arguments[0].parentNode).contentVisibility", opened) == "hidden"
+    dashes = browser.execute_script("""
+        return [...arguments[0].querySelectorAll('g.cluster > path')]
+          .map((p) => getComputedStyle(p).strokeDasharray);""", opened)
+    assert dashes and set(dashes) == {"none"}
+    no_console_errors(browser)
+
+
 # Run in the page: step through the view's steps from `first` to `last` and report per step the
 # running op's label height and what is wrong (node or arrows out of the window, a label
 # clipped by the SVG's edge or overlapping another one).
@@ -478,9 +510,9 @@ const report = [];
 for (let k = first; k <= last; k++) {
   setStep(k);
   const view = box(document.getElementById("viewport").getBoundingClientRect());
-  const svg = document.querySelector("#canvas svg");
+  const svg = document.querySelector("#canvas .shown svg");
   const frame = box(svg.getBoundingClientRect());
-  const node = document.querySelector("#canvas g.node.current");
+  const node = document.querySelector("#canvas .shown g.node.current");
   const problems = [];
   let height = 0;
   if (!node) problems.push("no current node");
@@ -489,7 +521,7 @@ for (let k = first; k <= last; k++) {
     height = Math.min(...[...node.querySelectorAll("text")].map((t) => t.getBoundingClientRect().height));
     if (height < 11) problems.push(`label ${height.toFixed(1)} px high`);
   }
-  const arrows = [...document.querySelectorAll("#canvas g.edge.carrying")];
+  const arrows = [...document.querySelectorAll("#canvas .shown g.edge.carrying")];
   if ((page.view === "forward" || DATA.steps[k - 1].inputs.length) && !arrows.length) problems.push("no arrows");
   for (const a of arrows) {
     if (!meets(box(a.querySelector("path").getBoundingClientRect()), view)) problems.push("an arrow out of the window");
@@ -581,5 +613,5 @@ def test_the_committed_example_pages_step_through_backward(browser, name):
         browser.execute_script("setStep(arguments[0])", step["number"])
         _, op, grad, *_ = current(browser)
         assert op == step["op"] and grad == step["grad_norm"]
-    assert browser.execute_script("return document.querySelectorAll('#canvas g.node.current').length") == 1
+    assert browser.execute_script("return document.querySelectorAll('#canvas .shown g.node.current').length") == 1
     no_console_errors(browser)

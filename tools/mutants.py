@@ -477,6 +477,11 @@ MUTANTS = [
       f"{T_PAGE}::test_every_step_of_the_depth_2_model_is_in_view_and_legible"),
     m("page.labels_too_small", PAGE_JS, "const LEGIBLE_PX = 11.5;", "const LEGIBLE_PX = 8;",
       f"{T_PAGE}::test_every_step_of_the_depth_2_model_is_in_view_and_legible"),
+    m("page.drawing_replaced_not_kept", PAGE_JS, '  drawn.holder.classList.add("shown");',
+      '  drawn.holder.classList.add("shown");\n  $("canvas").replaceChildren(drawn.holder);',
+      f"{T_PAGE}::test_a_drawing_stays_laid_out_while_another_is_shown"),
+    m("page.outlines_dashed", "minigrad/graph_page.html", "  g.cluster > path { stroke-dasharray: none; }\n", "",
+      f"{T_PAGE}::test_a_drawing_stays_laid_out_while_another_is_shown"),
     # ---- guards
     # Each guard that keeps runs and files safe fails a test when it is removed, loosened or moved.
     m("guard.checkpoint.member_longer_than_its_header_accepted", CHECKPOINT, "if declared != info.file_size:",
