@@ -230,33 +230,13 @@ def measure_page(driver, path: Path) -> dict:
     return {"interactive_ms": interactive, "parsed_ms": parsed, "cold": cold, "warm": step_through()}
 
 
-def screenshot(driver, page: Path, png: Path, box="decoder.layers.1"):
-    """The page as it shows itself, untouched, at 1280×800: opened and stepped (with
-    setStep, as → does) to the first step inside ``box`` that sends a tensor its second
-    gradient (for a page without boxes, the first step); the page opens the box and pans
-    and zooms by itself.  Returns the step shown."""
-    driver.get(page.resolve().as_uri())
-    number = driver.execute_script("""
-        const inside = DATA.steps.filter((s) => s.scope.includes(arguments[0]));
-        const step = inside.find((s) => s.inputs.some((i) => i.count >= 2)) || DATA.steps[0];
-        setStep(step.number);
-        return step.number;""", box)
-    driver.save_screenshot(str(png))
-    print(f"screenshot of {page.name} at step {number} -> {png}")
-    return number
-
-
-def measure(paths, png=None, runs=1):
+def measure(paths, runs=1):
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
         driver = headless_chromium(profile, size=(1280, 800))
         driver.set_script_timeout(120)
         try:
-            if png is not None:  # the model's page, and the neuron's beside it
-                for path in paths:
-                    name = png if path.name.startswith("model") else png.with_name(f"{png.stem}_{path.stem}.png")
-                    screenshot(driver, path, name)
             for path in paths:
                 for _ in range(runs):
                     f = measure_page(driver, path)
@@ -285,15 +265,12 @@ def main(argv=None):
     parser.add_argument("--measure", action="store_true",
                         help="with --html: time the pages in headless Chromium (needs selenium, chromium)")
     parser.add_argument("--runs", type=int, default=1, help="with --measure: load and step each page this many times")
-    parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="with --html --measure: also save pictures of the pages mid-backward "
-                             "(the model's as PNG, the neuron's beside it)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     demos = HTML_DEMOS if args.html else DEMOS
     paths = [demos[name](args.out) for name in args.only or demos if name in demos]
     if args.measure:
-        measure([p for p in paths if p is not None], args.screenshot, args.runs)
+        measure([p for p in paths if p is not None], args.runs)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ from a file:// URL, step through backward, open a box and read the console.
 """
 
 import json
+import os
 import re
 import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -615,3 +617,38 @@ def test_the_committed_example_pages_step_through_backward(browser, name):
         assert op == step["op"] and grad == step["grad_norm"]
     assert browser.execute_script("return document.querySelectorAll('#canvas .shown g.node.current').length") == 1
     no_console_errors(browser)
+
+
+# The README's pictures: each committed page opened at 1280×800 and stepped by the page
+# itself (setStep, as → does) to the step the README describes.  With UPDATE_PICTURES=1
+# the test saves them into docs/img before it checks them.
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PICTURES = {"neuron.html": ("graph_page_neuron.png", None), "model_depth2.html": ("graph_page.png", "decoder.layers.1")}
+
+
+@pytest.mark.requires("chromium")
+@pytest.mark.parametrize("name", sorted(PICTURES))
+def test_the_readme_pictures_are_what_the_committed_pages_show(browser, name, tmp_path):
+    picture, box = PICTURES[name]
+    browser.get((DOCS / name).as_uri())
+    # The first step in the box that sends a tensor its second gradient; without a box, step 1.
+    number = browser.execute_script("""
+        const step = DATA.steps.find((s) => arguments[0] && s.scope.includes(arguments[0]) &&
+                                            s.inputs.some((i) => i.count >= 2)) || DATA.steps[0];
+        setStep(step.number);
+        return step.number;""", box)
+    _, op, _, _, labels, _ = current(browser)
+    if box is None:  # "The neuron at step 1"
+        assert number == 1 and op == "tanh"
+    else:  # "The Transformer at step 11: ... |g| = 0.0992 ... add up to |Σ| = 0.186, which arrives at
+        # the layer_norm VJP in step 12"
+        following = browser.execute_script("return DATA.steps[arguments[0]]", number)
+        assert number == 11 and any("0.0992" in text and "Σ of 2: 0.186" in text for text in labels)
+        assert following["op"] == "layer_norm" and round(following["grad_norm"], 3) == 0.186
+    if os.environ.get("UPDATE_PICTURES"):
+        browser.save_screenshot(str(DOCS / "img" / picture))
+    browser.save_screenshot(str(tmp_path / picture))
+    shown, committed = matplotlib.image.imread(tmp_path / picture), matplotlib.image.imread(DOCS / "img" / picture)
+    differ = np.mean(np.any(shown != committed, axis=-1)) if shown.shape == committed.shape else 1.0
+    assert differ <= 0.005, (f"docs/img/{picture} is not what docs/{name} shows ({differ:.1%} of its pixels differ); "
+                             "UPDATE_PICTURES=1 python -m pytest tests/test_html_page.py -k readme_pictures saves it")
