@@ -761,9 +761,13 @@ setView(page.view);
 performance.mark("graph-interactive"); // for measuring load-to-interactive time
 document.body.dataset.ready = "true";
 
-// Parse the other states while the page is idle, so that stepping into a box is a swap.
+// Parse and lay out the other states while the page is idle (asking where a label is makes
+// the browser lay out the hidden SVG), so that stepping into a box only has to show it.
 (function parseLater(queue) {
   if (!queue.length) return performance.mark("graph-parsed"); // for measuring
-  const next = () => { parse(...queue.shift()).svg.querySelector("text")?.getBoundingClientRect(); parseLater(queue); };
+  const next = () => {
+    parse(...queue.shift()).svg.querySelector("text")?.getBoundingClientRect();
+    parseLater(queue);
+  };
   if (window.requestIdleCallback) requestIdleCallback(next); else setTimeout(next, 50);
 })(Object.entries(DATA.views).flatMap(([name, view]) => view.states.map((_, i) => [name, i])));
