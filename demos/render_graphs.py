@@ -215,8 +215,8 @@ def measure_page(driver, path: Path) -> dict:
         assert step == len(presses), f"{len(presses)} key presses reached step {step}"
         took = dict(events)
         times = [took.get(t, 16) for t, _ in presses]
-        boxes = [times[i] for i, (_, before) in enumerate(presses)
-                 if before != (presses[i + 1][1] if i + 1 < len(presses) else state)]
+        after = [before for _, before in presses[1:]] + [state]  # the box open once each step ran
+        boxes = [t for t, (_, before), now in zip(times, presses, after) if before != now]
         return {"median": sorted(times)[len(times) // 2], "max": max(times), "over_50": sum(t > 50 for t in times),
                 "steps": len(times), "box_steps": len(boxes), "box_max": max(boxes, default=None)}
 

@@ -158,6 +158,9 @@ function parse(viewName, index) {
   return (parsed[key] = drawn);
 }
 
+// The drawing of the state shown now.
+function currentDrawing() { return parse(page.view, page.state); }
+
 // The numbers of a path's d or a polygon's points: x, y, x, y, ...
 function coordinates(element) {
   if (element.tagName === "ellipse") {
@@ -196,7 +199,7 @@ function geometry(svg, drawn) {
 }
 
 function draw() {
-  const drawn = parse(page.view, page.state);
+  const drawn = currentDrawing();
   for (const holder of $("canvas").querySelectorAll(".state.shown")) {
     if (holder !== drawn.holder) holder.classList.remove("shown");
   }
@@ -240,7 +243,7 @@ let lit = { current: null, receiving: [], carrying: [] };
 
 // Give `cls` to exactly `elements` (changing only the difference: restyling a large SVG is slow).
 function mark(cls, elements) {
-  const drawn = parse(page.view, page.state);
+  const drawn = currentDrawing();
   const had = drawn.lit[cls] || new Set();
   const want = new Set(elements);
   for (const el of had) if (!want.has(el)) el.classList.remove(cls);
@@ -451,7 +454,7 @@ function openBox(scope) {
   page.pinned = null;
   draw();
   highlight();
-  const opened = parse(page.view, page.state).svg.querySelector("g.cluster.opened");
+  const opened = currentDrawing().svg.querySelector("g.cluster.opened");
   if (opened) zoomTo(opened); else fit();
   drawOverview();
 }
@@ -520,7 +523,7 @@ let dragged = false; // true from a drag's first move until the click that ends 
 let layerScale = null;
 function applyZoom() {
   const z = page.zoom;
-  const svg = parse(page.view, page.state).svg;
+  const svg = currentDrawing().svg;
   svg.style.transform = `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
   if (z.s !== layerScale) {
     layerScale = z.s;
@@ -538,7 +541,7 @@ function showRect(x, y, width, height, most = 2) {
 }
 
 function fit() {
-  const svg = parse(page.view, page.state).svg;
+  const svg = currentDrawing().svg;
   svg.style.transform = "none";
   const r = svg.getBoundingClientRect();
   showRect(0, 0, r.width, r.height);
@@ -573,7 +576,7 @@ window.addEventListener("resize", () => { windowSize = null; });
 // How high a label's glyphs are, per px of font size (measured once in this browser).
 let glyphRatio = null;
 function labelHeight(id) {
-  const drawn = parse(page.view, page.state);
+  const drawn = currentDrawing();
   if (glyphRatio === null) {
     const r = nodes[id].querySelector("text").getBoundingClientRect();
     glyphRatio = r.height / (drawn.geometry.font[id] * page.zoom.s);
@@ -587,7 +590,7 @@ function labelHeight(id) {
 // the rest is centred on as far as it can be.  Positions come from Graphviz's coordinates, so this needs no layout.
 function focus() {
   if (!lit.current) return showStart();
-  const geo = parse(page.view, page.state).geometry;
+  const geo = currentDrawing().geometry;
   const rects = [geo.nodes[lit.current], ...lit.receiving.map((id) => geo.nodes[id]),
     ...lit.carrying.map((i) => geo.edges[i])];
   const box = [Math.min(...rects.map((r) => r[0])), Math.min(...rects.map((r) => r[1])),
@@ -615,7 +618,7 @@ function showStart() {
                            : view.opOf[DATA.forward[0]];
   const id = first && shown(first);
   if (!id) return fit();
-  const [l, t, r, b] = parse(page.view, page.state).geometry.nodes[id];
+  const [l, t, r, b] = currentDrawing().geometry.nodes[id];
   const size = viewSize();
   const s = COMFORTABLE_PX / labelHeight(id);
   page.zoom = { s, x: size.width / 2 - s * (l + r) / 2, y: size.height / 4 - s * (t + b) / 2 };
@@ -625,7 +628,7 @@ function showStart() {
 // The minimap: every node of the drawn state, the running op as a red dot, the window
 // as a rectangle.  Clicking it moves the window there.
 function drawOverview() {
-  const map = parse(page.view, page.state).geometry;
+  const map = currentDrawing().geometry;
   const canvas = $("minimap");
   const c = canvas.getContext("2d");
   c.clearRect(0, 0, canvas.width, canvas.height);
@@ -635,7 +638,7 @@ function drawOverview() {
   canvas.dataset.scale = s;
   canvas.dataset.ox = ox;
   canvas.dataset.oy = oy;
-  const done = parse(page.view, page.state).lit.done || new Set();
+  const done = currentDrawing().lit.done || new Set();
   for (const [id, [l, t, r, b]] of Object.entries(map.nodes)) {
     c.fillStyle = done.has(nodes[id]) ? "#74c0fc" : "#ced4da";
     c.fillRect(ox + s * l, oy + s * t, Math.max(1.5, s * (r - l)), Math.max(1.5, s * (b - t)));
